@@ -1,0 +1,24 @@
+"""quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
+least squares in JAX."""
+
+from . import curvature, descent
+from ._adjoint import ImplicitAdjoint
+from ._solution import RESULTS, Solution, Termination
+from ._solve import least_squares, minimise
+from .solvers import BFGS, LBFGS, Solver
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BFGS",
+    "ImplicitAdjoint",
+    "LBFGS",
+    "RESULTS",
+    "Solution",
+    "Solver",
+    "Termination",
+    "curvature",
+    "descent",
+    "least_squares",
+    "minimise",
+]

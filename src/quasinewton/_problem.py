@@ -1,0 +1,215 @@
+"""The objective as the loop sees it: a function of one flat vector.
+
+`minimise` and `least_squares` accept any pytree `y0`; the loop works on the flat
+vector `x = ravel(y0)`, so that curvature memories, dense matrices and every
+termination test are single arrays whatever the user's pytree looks like. Flattening
+happens once at the boundary; `fn` always receives the user's structure.
+"""
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PyTree, Scalar
+
+Kind = Literal["scalar", "residual"]
+
+
+class Evaluation(eqx.Module):
+    """What the loop keeps of one evaluation of the objective at a point.
+
+    **Attributes:**
+
+    - `f`: the objective (for least squares, ½‖r‖²).
+    - `grad`: its gradient, flat.
+    - `aux`: the user's auxiliary output.
+    - `residual`: the flat residual vector (least squares), else `None`.
+    - `matrix`: a dense matrix kept by the curvature model (the Jacobian of the
+      residual, or the Hessian), else `None`.
+    """
+
+    f: Scalar
+    grad: Float[Array, " n"]
+    aux: Any
+    residual: Float[Array, " m"] | None = None
+    matrix: Float[Array, "a n"] | None = None
+
+
+def tree_where(pred, on_true, on_false):
+    """`jnp.where(pred, a, b)` leaf by leaf over two pytrees of one structure."""
+    return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _describe(path) -> str:
+    return "y0" + jtu.keystr(path) if path else "y0"
+
+
+def check_y0(y0: PyTree) -> PyTree[Array]:
+    """Validate `y0` and turn its leaves into arrays. Raises a clear error if not."""
+    leaves_with_path = jtu.tree_leaves_with_path(y0)
+    if not leaves_with_path:
+        raise ValueError("`y0` has no array leaves: there is nothing to solve for.")
+    out = []
+    for path, leaf in leaves_with_path:
+        if not eqx.is_array_like(leaf):
+            raise TypeError(
+                f"{_describe(path)} is a {type(leaf).__name__}; every leaf of `y0` must "
+                "be a floating-point array or scalar."
+            )
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            kind = "complex" if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+            raise TypeError(
+                f"{_describe(path)} has dtype {kind}; `y0` must hold real floating-point "
+                "arrays (e.g. `jnp.asarray(y0, dtype=float)`), since the solution is "
+                "continuous."
+            )
+        out.append(jnp.asarray(leaf))
+    return jtu.tree_unflatten(jtu.tree_structure(y0), out)
+
+
+def concrete_nonfinite(y0: PyTree[Array]) -> bool:
+    """True when `y0` is concrete (not traced) and holds a nan or inf."""
+    for leaf in jtu.tree_leaves(y0):
+        if isinstance(leaf, jax.core.Tracer):
+            return False
+    return any(not bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jtu.tree_leaves(y0))
+
+
+def _split_aux(out, has_aux: bool, name: str):
+    if has_aux:
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError(
+                f"`{name}` was called with `has_aux=True`, so `fn` must return a pair "
+                f"`(output, aux)`; it returned {jtu.tree_structure(out)}."
+            )
+        return out
+    return out, None
+
+
+def check_output(out_struct: PyTree[jax.ShapeDtypeStruct], kind: Kind, has_aux: bool):
+    """Check the shapes and dtypes `fn` returns, at trace time."""
+    name = "minimise" if kind == "scalar" else "least_squares"
+    out, _ = _split_aux(out_struct, has_aux, name)
+    if kind == "scalar":
+        if isinstance(out, tuple) and not has_aux and len(out) == 2:
+            raise ValueError(
+                "`fn` returned a pair, but `minimise` needs a scalar. If the second "
+                "element is auxiliary output, pass `has_aux=True`."
+            )
+        if not isinstance(out, jax.ShapeDtypeStruct):
+            raise ValueError(
+                f"`minimise` needs `fn` to return a scalar; it returned the pytree "
+                f"{jtu.tree_structure(out)}. For a vector of residuals use "
+                "`least_squares`."
+            )
+        if out.shape != ():
+            raise ValueError(
+                f"`minimise` needs `fn` to return a scalar; it returned shape "
+                f"{out.shape}. Reduce it (e.g. `jnp.sum`) or, for residuals, use "
+                "`least_squares`."
+            )
+        if not jnp.issubdtype(out.dtype, jnp.floating):
+            raise TypeError(
+                f"`fn` returned dtype {out.dtype}; the objective must be a real "
+                "floating-point scalar."
+            )
+    else:
+        leaves = jtu.tree_leaves(out)
+        if not leaves:
+            raise ValueError("`least_squares` needs `fn` to return at least one residual.")
+        for leaf in leaves:
+            if not isinstance(leaf, jax.ShapeDtypeStruct) or not jnp.issubdtype(
+                leaf.dtype, jnp.floating
+            ):
+                raise TypeError(
+                    "`least_squares` needs `fn` to return a pytree of real "
+                    f"floating-point residual arrays; got {leaf}."
+                )
+
+
+class Problem(eqx.Module):
+    """`fn` seen as a function of the flat vector `x`.
+
+    **Attributes:**
+
+    - `fn`: the user's function `(y, args) -> out` (closure-converted, so that any
+      arrays it closes over are leaves of this module).
+    - `args`: the user's `args`.
+    - `unravel`: rebuilds the user's pytree from `x`.
+    - `kind`: `"scalar"` (minimise `fn`) or `"residual"` (minimise ½‖fn‖²).
+    - `has_aux`: whether `fn` returns `(out, aux)`.
+    """
+
+    fn: Callable
+    args: Any
+    unravel: Callable = eqx.field(static=True)
+    kind: Kind = eqx.field(static=True)
+    has_aux: bool = eqx.field(static=True)
+
+    def _call(self, x):
+        out = self.fn(self.unravel(x), self.args)
+        return _split_aux(out, self.has_aux, "fn")
+
+    def scalar(self, x: Float[Array, " n"]) -> tuple[Scalar, Any]:
+        """The objective and aux at `x`."""
+        out, aux = self._call(x)
+        if self.kind == "scalar":
+            return jnp.asarray(out, x.dtype), aux
+        r = self.flat_residual_of(out, x.dtype)
+        return 0.5 * jnp.sum(r * r), aux
+
+    def residual(self, x: Float[Array, " n"]) -> tuple[Float[Array, " m"], Any]:
+        """The flat residual and aux at `x` (least squares only)."""
+        out, aux = self._call(x)
+        return self.flat_residual_of(out, x.dtype), aux
+
+    @staticmethod
+    def flat_residual_of(out, dtype) -> Float[Array, " m"]:
+        leaves = [jnp.ravel(jnp.asarray(leaf, dtype)) for leaf in jtu.tree_leaves(out)]
+        return leaves[0] if len(leaves) == 1 else jnp.concatenate(leaves)
+
+    def value_and_grad(self, x: Float[Array, " n"]) -> Evaluation:
+        """f, ∇f and aux at `x` (one forward and one reverse pass)."""
+        if self.kind == "scalar":
+            (f, aux), g = jax.value_and_grad(self.scalar, has_aux=True)(x)
+            return Evaluation(f=f, grad=g, aux=aux)
+        r, vjp, aux = jax.vjp(self.residual, x, has_aux=True)
+        (g,) = vjp(r)
+        return Evaluation(f=0.5 * jnp.sum(r * r), grad=g, aux=aux, residual=r)
+
+    def linearise(self, x: Float[Array, " n"]):
+        """r, J as a (jvp, vjp) pair of functions, and aux: one forward pass.
+
+        The linearisation is reused for every product with J or Jᵀ made at `x`.
+        """
+        r, jvp, aux = jax.linearize(self.residual, x, has_aux=True)
+        vjp = jax.linear_transpose(jvp, x)
+        return r, jvp, (lambda u: vjp(u)[0]), aux
+
+    def jacobian(self, x: Float[Array, " n"]) -> tuple[Array, Array, Any]:
+        """r, the dense Jacobian and aux; forward mode when J is tall, else reverse."""
+        n = x.size
+        r_struct = jax.eval_shape(lambda z: self.residual(z)[0], x)
+        m = r_struct.shape[0]
+        def with_value(z):
+            r, aux = self.residual(z)
+            return r, (r, aux)
+
+        jac_fn = jax.jacfwd if m >= n else jax.jacrev
+        jac, (r, aux) = jac_fn(with_value, has_aux=True)(x)
+        return r, jac, aux
+
+
+def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
+    """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
+    y0 = check_y0(y0)
+    x0, unravel = ravel_pytree(y0)
+    closed = eqx.filter_closure_convert(fn, y0, args)
+    check_output(closed.out_struct, kind, has_aux)  # pyright: ignore
+    return Problem(fn=closed, args=args, unravel=unravel, kind=kind, has_aux=has_aux), x0, y0

@@ -1,0 +1,82 @@
+"""The result of a solve: `Solution`, the `RESULTS` codes and the `Termination` reasons."""
+
+from typing import Any
+
+import equinox as eqx
+from jaxtyping import Array, ArrayLike, PyTree
+
+
+class RESULTS(eqx.Enumeration):
+    """How a solve ended.
+
+    Compare with `==`, e.g. `sol.result == qn.RESULTS.successful`; under `jax.vmap`
+    the comparison is per problem. `qn.RESULTS[sol.result]` gives the message.
+    """
+
+    successful = ""
+    max_steps_reached = (
+        "The maximum number of steps was reached before the solve converged. "
+        "Increase `max_steps`, loosen `rtol`/`atol`, or check the problem."
+    )
+    nonfinite = (
+        "A non-finite value (nan or inf) was met: the objective or its derivative "
+        "was not finite at the start, or no finite trial point could be found. "
+        "`Solution.value` holds the last finite iterate."
+    )
+    search_failed = (
+        "The descent rule could find no point better than the current one (the line "
+        "search failed from a steepest-descent direction, or the trust region "
+        "shrank to nothing) before the tolerances were met. This usually means the "
+        "tolerances are below what the floating-point precision allows, or the "
+        "derivative is wrong."
+    )
+
+
+class Termination(eqx.Enumeration):
+    """Which test stopped a successful solve, in `Solution.stats["termination"]`.
+
+    See [`quasinewton.Solver`][] for the tests themselves.
+    """
+
+    none = "The solve has not converged."
+    gradient = "The scaled gradient fell below atol + rtol·|f|."
+    step = (
+        "The last accepted step changed the objective by at most atol + rtol·|f| "
+        "and every coordinate by at most atol + rtol·|y_i|."
+    )
+
+
+class Solution(eqx.Module):
+    """The outcome of [`quasinewton.minimise`][] or [`quasinewton.least_squares`][].
+
+    Every field holds arrays only, so a whole `Solution` may be returned from
+    `jax.jit` and `jax.vmap`; under `vmap` each field gains a batch axis.
+
+    **Attributes:**
+
+    - `value`: the solution, a pytree with the structure of `y0`.
+    - `result`: a [`quasinewton.RESULTS`][] member saying whether the solve succeeded.
+    - `aux`: the auxiliary output of `fn` at `value` when `has_aux=True`, else `None`.
+    - `stats`: a dict of counters and diagnostics:
+        - `num_steps`: loop iterations run; each evaluates the objective at one
+          trial point.
+        - `num_accepted_steps`: trial points accepted as the new iterate (the
+          algorithm's iterations, comparable with SciPy's `nit`).
+        - `num_fn_evals`: evaluations of `fn` (the start point included).
+        - `num_jac_evals` (least squares only): Jacobians formed or linearisations
+          made.
+        - `num_linear_steps`: iterations spent in iterative linear solves (CG).
+        - `value`: the objective at `value` (for least squares, ½‖r‖²).
+        - `gradient_norm`: the max-norm of the gradient at `value`.
+        - `termination`: a [`quasinewton.Termination`][] member, the test that
+          stopped a successful solve.
+        - `loss_history` (only with `history=True`): the objective at the iterate
+          after each loop iteration, padded with `nan` after the last.
+    - `state`: the final state of the solver's loop (arrays only).
+    """
+
+    value: PyTree[Array]
+    result: RESULTS
+    aux: Any
+    stats: dict[str, PyTree[ArrayLike]]
+    state: Any

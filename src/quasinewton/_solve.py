@@ -1,0 +1,138 @@
+"""The entry points: `minimise` and `least_squares`."""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+from jaxtyping import PyTree
+
+from ._adjoint import ImplicitAdjoint
+from ._misc import throw_if_failed
+from ._problem import Kind, concrete_nonfinite, make_problem
+from ._solution import Solution
+from .solvers import Solver
+
+
+def _solve(
+    fn: Callable,
+    solver: Solver,
+    y0: PyTree,
+    args: Any,
+    kind: Kind,
+    has_aux: bool,
+    max_steps: int,
+    throw: bool,
+    history: bool,
+    adjoint: ImplicitAdjoint,
+) -> Solution:
+    name = "minimise" if kind == "scalar" else "least_squares"
+    if not isinstance(solver, Solver):
+        raise TypeError(
+            f"`{name}` needs a qn.Solver (e.g. qn.LBFGS()); got {type(solver).__name__}."
+        )
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
+        raise ValueError(f"`max_steps` must be a non-negative int, got {max_steps!r}.")
+    if kind == "scalar" and getattr(solver.curvature, "needs_residual", False):
+        raise ValueError(
+            f"{type(solver.curvature).__name__} models a sum of squares; use "
+            "`least_squares` with it, or a scalar model such as qn.curvature.LBFGS."
+        )
+    problem, x0, y0 = make_problem(fn, y0, args, kind, has_aux)
+    if throw and concrete_nonfinite(y0):
+        raise ValueError(
+            "`y0` contains nan or inf. Start from a finite point (or pass throw=False "
+            "to get a Solution with result RESULTS.nonfinite)."
+        )
+    state = adjoint.solve(problem, x0, solver, max_steps, history)
+    result = throw_if_failed(state.result) if throw else state.result
+    stats = {
+        "num_steps": state.num_steps,
+        "num_accepted_steps": state.num_accepted_steps,
+        "num_fn_evals": state.num_fn_evals,
+        "num_linear_steps": state.num_linear_steps,
+        "value": state.evaluation.f,
+        "gradient_norm": jnp.max(jnp.abs(state.evaluation.grad)),
+        "termination": state.termination,
+    }
+    if kind == "residual":
+        stats["num_jac_evals"] = state.num_jac_evals
+    if history:
+        stats["loss_history"] = state.history
+    return Solution(
+        value=problem.unravel(state.x),
+        result=result,
+        aux=state.evaluation.aux,
+        stats=stats,
+        state=state,
+    )
+
+
+def minimise(
+    fn: Callable,
+    solver: Solver,
+    y0: PyTree,
+    args: Any = None,
+    *,
+    has_aux: bool = False,
+    max_steps: int = 256,
+    throw: bool = True,
+    history: bool = False,
+    adjoint: ImplicitAdjoint = ImplicitAdjoint(),
+) -> Solution:
+    """Minimise a scalar function.
+
+    **Arguments:**
+
+    - `fn`: the objective `fn(y, args) -> scalar` (or `(scalar, aux)` with
+      `has_aux=True`), with `y` of the structure of `y0`.
+    - `solver`: a [`quasinewton.Solver`][], e.g. [`quasinewton.LBFGS`][]`()`.
+    - `y0`: the start, any pytree of floating-point arrays.
+    - `args`: passed to `fn`; derivatives of the solution with respect to `args`
+      (and to arrays `fn` closes over) are available through `jax.grad` & co.
+    - `has_aux`: whether `fn` returns auxiliary output.
+    - `max_steps`: the most loop iterations; each evaluates `fn` at one trial point.
+    - `throw`: raise an error if the solve fails. Only an unbatched solve raises:
+      under `jax.vmap` nothing is raised and each problem reports its own
+      `Solution.result`, so one bad problem never aborts the batch.
+    - `history`: record the objective after every iteration in
+      `Solution.stats["loss_history"]` (no iterates are kept).
+    - `adjoint`: how derivatives through the solve are computed.
+
+    **Returns:** a [`quasinewton.Solution`][].
+
+    **Raises:** at trace time, `TypeError` or `ValueError` for a non-scalar or
+    non-floating objective, a `y0` with integer or complex leaves, a malformed aux
+    pair, or (with `throw=True`) a concrete `y0` holding nan or inf.
+    """
+    return _solve(fn, solver, y0, args, "scalar", has_aux, max_steps, throw, history, adjoint)
+
+
+def least_squares(
+    fn: Callable,
+    solver: Solver,
+    y0: PyTree,
+    args: Any = None,
+    *,
+    has_aux: bool = False,
+    max_steps: int = 256,
+    throw: bool = True,
+    history: bool = False,
+    adjoint: ImplicitAdjoint = ImplicitAdjoint(),
+) -> Solution:
+    """Minimise ½‖r(y)‖², half the sum of squares of the residuals `fn(y, args)`.
+
+    **Arguments:**
+
+    - `fn`: the residuals `fn(y, args) -> pytree of arrays` (or `(residuals, aux)`
+      with `has_aux=True`).
+    - `solver`: a [`quasinewton.Solver`][]: a Gauss–Newton model
+      ([`quasinewton.LevenbergMarquardt`][], [`quasinewton.GaussNewton`][]) or any
+      minimiser ([`quasinewton.LBFGS`][]), which then minimises ½‖r‖².
+    - the other arguments as for [`quasinewton.minimise`][].
+
+    **Returns:** a [`quasinewton.Solution`][] whose `stats["value"]` is ½‖r‖² and
+    whose `stats` also count `num_jac_evals`.
+    """
+    return _solve(
+        fn, solver, y0, args, "residual", has_aux, max_steps, throw, history, adjoint
+    )

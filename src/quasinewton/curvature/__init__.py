@@ -1,0 +1,16 @@
+"""Curvature models: the local quadratic model a solver steps on."""
+
+from ._base import AbstractCurvature, LinearSolveContext
+from ._model import Model
+from .bfgs import BFGS, BFGSState
+from .lbfgs import LBFGS, LBFGSState
+
+__all__ = [
+    "AbstractCurvature",
+    "BFGS",
+    "BFGSState",
+    "LBFGS",
+    "LBFGSState",
+    "LinearSolveContext",
+    "Model",
+]

@@ -1,0 +1,109 @@
+"""The interface every curvature model implements."""
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Scalar
+
+from .._problem import Evaluation, Problem
+
+
+class LinearSolveContext(eqx.Module):
+    """How the loop wants a linear system solved at this iteration.
+
+    **Attributes:**
+
+    - `solver`: the Lineax solver of the composed [`quasinewton.Solver`][], or `None`.
+    - `preconditioner`: a preconditioner part, or `None`.
+    - `rtol`: the relative residual tolerance for iterative solvers this iteration
+      (from the forcing term), or `None` to use the solver's own.
+    """
+
+    solver: Any
+    preconditioner: Any
+    rtol: Scalar | None
+
+
+class AbstractCurvature(eqx.Module):
+    """A local quadratic model of the objective: the "curvature" part of a solver.
+
+    A model either gives the inverse Hessian approximation H directly
+    (`gives_inverse = True`: L-BFGS, BFGS), so that a direction is `H·rhs`, or a
+    Hessian approximation B (Gauss–Newton, Newton) handed to a Lineax solve of
+    `(B + D) p = rhs`, where D is a diagonal damping from a trust-region rule.
+
+    Models keep their memory in a state of arrays, updated after every accepted
+    step; the loop calls `evaluate` once per iteration to get what the model needs
+    at a trial point.
+    """
+
+    gives_inverse: ClassVar[bool]
+    # True when `solve` needs the in-iteration linearisation returned by `evaluate`,
+    # which cannot be kept in the loop state (it holds functions, not arrays).
+    needs_linearisation: ClassVar[bool] = False
+
+    def evaluate(self, problem: Problem, x: Float[Array, " n"]):
+        """Evaluate the objective at `x`.
+
+        **Returns:** `(evaluation, linearisation, num_fn_evals, num_jac_evals)`;
+        `linearisation` is model-specific data valid only inside this iteration.
+        """
+        return problem.value_and_grad(x), None, 1, 0
+
+    @abc.abstractmethod
+    def init_state(self, x: Float[Array, " n"], evaluation: Evaluation) -> Any:
+        """The model's state at the start point."""
+
+    def update(
+        self,
+        state: Any,
+        step: Float[Array, " n"],
+        old: Evaluation,
+        new: Evaluation,
+    ) -> Any:
+        """The state after an accepted `step` from the point of `old` to that of `new`."""
+        return state
+
+    def reset(self, state: Any) -> Any:
+        """Forget accumulated curvature (after a failed search)."""
+        return state
+
+    def is_reset(self, state: Any):
+        """Whether the model holds no accumulated memory that a reset could clear.
+
+        Memoryless models (Gauss–Newton, Newton) are always "reset"."""
+        return jnp.array(True)
+
+    @abc.abstractmethod
+    def solve(
+        self,
+        state: Any,
+        evaluation: Evaluation,
+        linearisation: Any,
+        rhs: Float[Array, " n"],
+        damping: Float[Array, " n"] | None,
+        context: LinearSolveContext,
+    ) -> tuple[Float[Array, " n"], Array]:
+        """Solve the model for a step: `p = H·rhs`, or `(B + diag(damping)) p = rhs`.
+
+        **Returns:** `(p, num_linear_steps)`, the iterations an iterative solver spent.
+        """
+
+    def initial_step(self, state: Any, direction: Float[Array, " n"]) -> Scalar:
+        """The first trial step length a line search should try along `direction`."""
+        return jnp.ones((), direction.dtype)
+
+    def quadratic(self, state: Any, evaluation: Evaluation, linearisation: Any, p):
+        """pᵀBp: the curvature of the model along p (for predicted reductions)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no Hessian approximation B; it cannot be "
+            "used with a trust-region descent rule."
+        )
+
+    def diagonal(self, state: Any, evaluation: Evaluation, linearisation: Any):
+        """diag(B) (exact or estimated), for scaling and Jacobi preconditioning."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no Hessian approximation B, so no diagonal."
+        )

@@ -1,0 +1,53 @@
+"""`Model`: a curvature model bound to one point, as a descent rule uses it."""
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from .._problem import Evaluation
+from ._base import AbstractCurvature, LinearSolveContext
+
+
+class Model:
+    """A curvature model at the current iterate, with its linear solve.
+
+    Descent rules call `solve` for a (damped) step and `initial_step` for a line
+    search's first trial; they never see the model's internals. Lives only inside
+    one loop iteration (it may hold a linearisation, which is not an array).
+    """
+
+    def __init__(
+        self,
+        curvature: AbstractCurvature,
+        state: Any,
+        evaluation: Evaluation,
+        linearisation: Any,
+        context: LinearSolveContext,
+    ):
+        self.curvature = curvature
+        self.state = state
+        self.evaluation = evaluation
+        self.linearisation = linearisation
+        self.context = context
+
+    def solve(self, rhs, damping=None):
+        """`H·rhs`, or the solution p of `(B + diag(damping)) p = rhs`, and the
+        number of iterative linear-solver steps spent."""
+        return self.curvature.solve(
+            self.state, self.evaluation, self.linearisation, rhs, damping, self.context
+        )
+
+    def initial_step(self, direction):
+        return self.curvature.initial_step(self.state, direction)
+
+    def quadratic(self, p):
+        """pᵀBp, the model's curvature along p."""
+        return self.curvature.quadratic(self.state, self.evaluation, self.linearisation, p)
+
+    def diagonal(self):
+        """diag(B), for Marquardt scaling and Jacobi preconditioning."""
+        return self.curvature.diagonal(self.state, self.evaluation, self.linearisation)
+
+    @property
+    def dtype(self):
+        return jnp.result_type(self.evaluation.f)

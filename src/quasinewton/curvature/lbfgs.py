@@ -1,0 +1,182 @@
+"""Limited-memory BFGS: the inverse Hessian from the last few steps."""
+
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, Scalar
+
+from .._problem import Evaluation
+from ._base import AbstractCurvature, LinearSolveContext
+
+
+class LBFGSState(eqx.Module):
+    """Ring buffers of the last `memory_size` curvature pairs.
+
+    **Attributes:**
+
+    - `s`, `y`: rows are steps sₖ and gradient changes yₖ; row `(head - 1) % m` is
+      the newest.
+    - `rho`: 1/(sₖᵀyₖ) for stored rows, zero for empty ones.
+    - `head`: the row the next pair goes to.
+    - `count`: how many rows hold pairs.
+    - `gamma`: the scale of the initial inverse Hessian H₀ = γI.
+    - `num_skipped`: pairs skipped since the last stored one.
+    """
+
+    s: Float[Array, "m n"]
+    y: Float[Array, "m n"]
+    rho: Float[Array, " m"]
+    head: Int[Array, ""]
+    count: Int[Array, ""]
+    gamma: Scalar
+    num_skipped: Int[Array, ""]
+
+
+def _curvature_pair(
+    s: Float[Array, " n"],
+    y: Float[Array, " n"],
+    b0: Scalar,
+    safeguard: str,
+) -> tuple[Float[Array, " n"], Bool[Array, ""]]:
+    """Apply the pair safeguard; returns the (possibly damped) y and whether to keep it.
+
+    With `"damp"`, Powell's damping (Nocedal & Wright, 2006, Procedure 18.2) with
+    B₀ = b0·I replaces y by θy + (1-θ)B₀s so that sᵀy ≥ 0.2 sᵀB₀s.
+    """
+    eps = jnp.finfo(s.dtype).eps
+    sy = jnp.dot(s, y)
+    ss = jnp.dot(s, s)
+    if safeguard == "damp":
+        sbs = b0 * ss
+        theta = jnp.where(sy >= 0.2 * sbs, 1.0, 0.8 * sbs / jnp.maximum(sbs - sy, eps * sbs))
+        y = theta * y + (1 - theta) * b0 * s
+        sy = jnp.dot(s, y)
+    yy = jnp.dot(y, y)
+    keep = (sy > eps * jnp.sqrt(ss * yy)) & (yy > 0) & jnp.isfinite(sy) & jnp.isfinite(yy)
+    return y, keep
+
+
+class LBFGS(AbstractCurvature):
+    """Limited-memory BFGS inverse Hessian (Nocedal, 1980; Liu & Nocedal, 1989).
+
+    The direction H·v comes from the two-loop recursion over the last `memory_size`
+    pairs (sₖ, yₖ) = (xₖ₊₁ − xₖ, ∇fₖ₊₁ − ∇fₖ), starting from H₀ = γI.
+
+    **Arguments:**
+
+    - `memory_size`: how many pairs to keep (m).
+    - `init`: the initial inverse Hessian H₀.
+        - `"scaled"` (default): γ = sᵀy/yᵀy of the newest pair (Nocedal & Wright,
+          2006, eq. 7.20), so steps of length 1 are usually accepted.
+        - `"ase"`: the fixed H₀ = (1/`alpha`)·I of the Atomic Simulation Environment's
+          L-BFGS optimiser, where `alpha` (default 70) is a guess of the Hessian's
+          size; useful when the objective has a known stiffness.
+    - `alpha`: the stiffness for `init="ase"`.
+    - `safeguard`: what to do with a pair whose sᵀy is not safely positive (possible
+      after an Armijo-only line search or with round-off): `"skip"` it (default) or
+      `"damp"` it with Powell's damping so the memory never stops learning.
+    - `max_skipped`: after this many consecutive skipped pairs the memory is reset,
+      so a stale model cannot persist.
+    """
+
+    memory_size: int = eqx.field(default=10, static=True)
+    init: Literal["scaled", "ase"] = eqx.field(default="scaled", static=True)
+    alpha: float = 70.0
+    safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
+    max_skipped: int = eqx.field(default=5, static=True)
+
+    gives_inverse: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if self.memory_size < 1:
+            raise ValueError(f"memory_size must be at least 1, got {self.memory_size}.")
+        if self.init not in ("scaled", "ase"):
+            raise ValueError(f"init must be 'scaled' or 'ase', got {self.init!r}.")
+        if self.safeguard not in ("skip", "damp"):
+            raise ValueError(f"safeguard must be 'skip' or 'damp', got {self.safeguard!r}.")
+
+    def _gamma0(self, dtype) -> Scalar:
+        if self.init == "ase":
+            return jnp.asarray(1.0 / self.alpha, dtype)
+        return jnp.ones((), dtype)
+
+    def init_state(self, x, evaluation):
+        m, n, dtype = self.memory_size, x.size, x.dtype
+        return LBFGSState(
+            s=jnp.zeros((m, n), dtype),
+            y=jnp.zeros((m, n), dtype),
+            rho=jnp.zeros((m,), dtype),
+            head=jnp.zeros((), jnp.int32),
+            count=jnp.zeros((), jnp.int32),
+            gamma=self._gamma0(dtype),
+            num_skipped=jnp.zeros((), jnp.int32),
+        )
+
+    def update(self, state: LBFGSState, step, old: Evaluation, new: Evaluation):
+        s = step
+        y = new.grad - old.grad
+        y, keep = _curvature_pair(s, y, 1.0 / state.gamma, self.safeguard)
+        sy = jnp.dot(s, y)
+        m = self.memory_size
+        stored = LBFGSState(
+            s=state.s.at[state.head].set(s),
+            y=state.y.at[state.head].set(y),
+            rho=state.rho.at[state.head].set(1.0 / jnp.where(keep, sy, 1.0)),
+            head=(state.head + 1) % m,
+            count=jnp.minimum(state.count + 1, m),
+            gamma=(sy / jnp.dot(y, y)) if self.init == "scaled" else state.gamma,
+            num_skipped=jnp.zeros((), jnp.int32),
+        )
+        skipped = eqx.tree_at(lambda st: st.num_skipped, state, state.num_skipped + 1)
+        skipped = jax.lax.cond(
+            skipped.num_skipped > self.max_skipped,
+            self.reset,
+            lambda st: st,
+            skipped,
+        )
+        return jax.tree.map(lambda a, b: jnp.where(keep, a, b), stored, skipped)
+
+    def reset(self, state: LBFGSState):
+        return self.init_state(state.s[0], None)
+
+    def is_reset(self, state: LBFGSState):
+        return state.count == 0
+
+    def solve(self, state: LBFGSState, evaluation, linearisation, rhs, damping, context):
+        if damping is not None:
+            raise ValueError(
+                "L-BFGS gives the inverse Hessian directly and cannot be combined "
+                "with a damped (trust-region) descent rule; use a line search."
+            )
+        return two_loop(state, rhs), jnp.zeros((), jnp.int32)
+
+    def initial_step(self, state: LBFGSState, direction):
+        if self.init == "ase":
+            return jnp.ones((), direction.dtype)
+        # Without curvature pairs H₀ = I carries no scale: try a unit-length step.
+        norm = jnp.linalg.norm(direction)
+        first = jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0))
+        return jnp.where(state.count == 0, first, 1.0).astype(direction.dtype)
+
+
+def two_loop(state: LBFGSState, v: Float[Array, " n"]) -> Float[Array, " n"]:
+    """H·v by the two-loop recursion (Nocedal & Wright, 2006, Algorithm 7.4)."""
+    m = state.rho.shape[0]
+    # Row indices from newest to oldest; empty rows have rho = 0 and drop out.
+    order = (state.head - 1 - jnp.arange(m)) % m
+
+    def backward(q, i):
+        a = state.rho[i] * jnp.dot(state.s[i], q)
+        return q - a * state.y[i], a
+
+    q, alphas = jax.lax.scan(backward, v, order)
+
+    def forward(r, inputs):
+        i, a = inputs
+        b = state.rho[i] * jnp.dot(state.y[i], r)
+        return r + (a - b) * state.s[i], None
+
+    r, _ = jax.lax.scan(forward, state.gamma * q, (order[::-1], alphas[::-1]))
+    return r

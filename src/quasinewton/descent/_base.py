@@ -1,0 +1,64 @@
+"""The interface every descent rule implements."""
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+from jaxtyping import Array, Bool, Float
+
+from .._problem import Evaluation
+
+
+class AbstractDescent(eqx.Module):
+    """A globalisation rule: decides whether a trial point is accepted and where the
+    next trial point is.
+
+    Each loop iteration evaluates the objective at one trial point, then calls
+    `judge` (accept or not, and whether the rule has run out of options), then
+    `propose` (the next trial point). Line-search trials and rejected trust-region
+    steps are therefore iterations of the single loop, not nested loops.
+    """
+
+    # True if `propose` solves the curvature model at every iteration (trust
+    # regions), False if only when a new search starts (line searches).
+    solves_every_iteration: ClassVar[bool]
+    # True if the rule needs a damped model (B + D), which inverse models cannot give.
+    needs_damping: ClassVar[bool]
+
+    @abc.abstractmethod
+    def init_state(self, x: Float[Array, " n"], evaluation: Evaluation) -> Any:
+        """The rule's state before the first proposal."""
+
+    @abc.abstractmethod
+    def judge(
+        self,
+        state: Any,
+        x: Float[Array, " n"],
+        current: Evaluation,
+        trial: Evaluation,
+        trial_finite: Bool[Array, ""],
+        direction: Float[Array, " n"],
+    ) -> tuple[Bool[Array, ""], Bool[Array, ""], Any]:
+        """Judge the trial point made from the iterate `x` (whose evaluation is
+        `current`) along `direction`.
+
+        **Returns:** `(accept, failed, state)`; `failed` means the rule can find no
+        acceptable point along its current model."""
+
+    @abc.abstractmethod
+    def propose(
+        self,
+        state: Any,
+        x: Float[Array, " n"],
+        evaluation: Evaluation,
+        model: Any,
+        new_search: Bool[Array, ""],
+        direction: Float[Array, " n"],
+    ) -> tuple[Float[Array, " n"], Float[Array, " n"], Any, Array]:
+        """The next trial point from the current iterate `x`.
+
+        `model` is a [`quasinewton.curvature.Model`][] at `x`; `new_search` is true
+        after an accepted step or a restart; `direction` is the current search
+        direction (or last step). **Returns:**
+        `(trial_x, direction, state, num_linear_steps)`.
+        """

@@ -1,0 +1,167 @@
+"""`Solver`, the composition of parts, and the presets."""
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Bool, Float, Scalar
+
+from ._misc import default_tolerances
+from ._problem import Evaluation
+from .curvature._base import AbstractCurvature, LinearSolveContext
+from .curvature.bfgs import BFGS as _BFGSCurvature
+from .curvature.lbfgs import LBFGS as _LBFGSCurvature
+from .descent._base import AbstractDescent
+from .descent.line_search import Backtracking, Zoom
+
+
+class Solver(eqx.Module):
+    """A solver composed of a curvature model, a linear solve and a descent rule.
+
+    **Arguments:**
+
+    - `curvature`: the local model, e.g. [`quasinewton.curvature.LBFGS`][] or
+      [`quasinewton.curvature.GaussNewton`][].
+    - `descent`: the globalisation, e.g. [`quasinewton.descent.Zoom`][] (strong
+      Wolfe) or [`quasinewton.descent.TrustRegion`][] (Levenberg–Marquardt).
+    - `linear_solver`: a Lineax solver for models that give a Hessian approximation
+      B (e.g. `lx.Cholesky()`, `lx.QR()`, `lx.CG(rtol, atol)`); `None` picks a
+      default suited to the model. Unused by inverse models (L-BFGS, BFGS).
+    - `preconditioner`: a preconditioner part for iterative linear solvers, e.g.
+      [`quasinewton.linear.Jacobi`][].
+    - `forcing`: a forcing term for the tolerance of iterative linear solvers, e.g.
+      [`quasinewton.linear.EisenstatWalker`][].
+    - `rtol`, `atol`: relative and absolute tolerances of the termination tests;
+      `None` means 1e-6 in float64 and 1e-5 in float32. `atol` is absolute:
+      for an objective much smaller than 1 in size, lower it.
+
+    **Termination.** After each accepted step from x to x⁺ the solve succeeds when
+    either test holds:
+
+    - *gradient*: maxᵢ |∇f(x⁺)ᵢ|·max(|x⁺ᵢ|, 1) ≤ atol + rtol·|f(x⁺)| — the change
+      in f that a relative change in any coordinate would make is negligible
+      (Dennis & Schnabel, 1996, §7.2); also checked at the start point;
+    - *step*: |f(x⁺) − f(x)| ≤ atol + rtol·|f(x⁺)| and |x⁺ᵢ − xᵢ| ≤ atol + rtol·|x⁺ᵢ|
+      for every i — the objective and every coordinate have stopped changing.
+
+    Which test fired is reported as `Solution.stats["termination"]`.
+    """
+
+    curvature: AbstractCurvature
+    descent: AbstractDescent
+    linear_solver: lx.AbstractLinearSolver | None = None
+    preconditioner: Any = None
+    forcing: Any = None
+    rtol: float | None = None
+    atol: float | None = None
+
+    def __check_init__(self):
+        if not isinstance(self.curvature, AbstractCurvature):
+            raise TypeError(
+                "`curvature` must be a curvature part such as qn.curvature.LBFGS(); "
+                f"got {type(self.curvature).__name__}."
+            )
+        if not isinstance(self.descent, AbstractDescent):
+            raise TypeError(
+                "`descent` must be a descent part such as qn.descent.Zoom(); "
+                f"got {type(self.descent).__name__}."
+            )
+        if self.descent.needs_damping and self.curvature.gives_inverse:
+            raise ValueError(
+                f"{type(self.descent).__name__} damps a Hessian model B + λD, but "
+                f"{type(self.curvature).__name__} gives only an inverse Hessian. Use a "
+                "line search (qn.descent.Zoom or qn.descent.Backtracking) with it, or a "
+                "Hessian model such as qn.curvature.GaussNewton."
+            )
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value < 0:
+                raise ValueError(f"`{name}` must be non-negative, got {value}.")
+
+    def tolerances(self, dtype) -> tuple[Any, Any]:
+        rtol, atol = default_tolerances(dtype)
+        return (
+            rtol if self.rtol is None else self.rtol,
+            atol if self.atol is None else self.atol,
+        )
+
+    def gradient_test(self, x: Float[Array, " n"], ev: Evaluation) -> Bool[Array, ""]:
+        rtol, atol = self.tolerances(x.dtype)
+        scaled = jnp.max(jnp.abs(ev.grad) * jnp.maximum(jnp.abs(x), 1.0))
+        return scaled <= atol + rtol * jnp.abs(ev.f)
+
+    def step_test(
+        self, step: Float[Array, " n"], df: Scalar, x: Float[Array, " n"], f: Scalar
+    ) -> Bool[Array, ""]:
+        rtol, atol = self.tolerances(x.dtype)
+        small_f = jnp.abs(df) <= atol + rtol * jnp.abs(f)
+        small_x = jnp.all(jnp.abs(step) <= atol + rtol * jnp.abs(x))
+        return small_f & small_x
+
+    def linear_context(self, ev: Evaluation, forcing_state):
+        """The linear-solve settings for this iteration and the new forcing state."""
+        if self.forcing is None:
+            return LinearSolveContext(self.linear_solver, self.preconditioner, None), None
+        rtol, forcing_state = self.forcing(ev, forcing_state)
+        return LinearSolveContext(self.linear_solver, self.preconditioner, rtol), forcing_state
+
+
+def _line_search(line_search: Literal["wolfe", "armijo"]) -> AbstractDescent:
+    if line_search == "wolfe":
+        return Zoom()
+    if line_search == "armijo":
+        return Backtracking()
+    raise ValueError(f"line_search must be 'wolfe' or 'armijo', got {line_search!r}.")
+
+
+def LBFGS(
+    memory_size: int = 10,
+    init: Literal["scaled", "ase"] = "scaled",
+    *,
+    alpha: float = 70.0,
+    line_search: Literal["wolfe", "armijo"] = "wolfe",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Solver:
+    """Limited-memory BFGS with a strong-Wolfe line search: the default minimiser.
+
+    A preset: `Solver(curvature=qn.curvature.LBFGS(memory_size, init, alpha),
+    descent=qn.descent.Zoom())`.
+
+    **Arguments:**
+
+    - `memory_size`: the number of curvature pairs kept.
+    - `init`: `"scaled"` (H₀ = γI with γ = sᵀy/yᵀy) or `"ase"` (H₀ = I/`alpha`).
+    - `alpha`: the stiffness guess for `init="ase"`.
+    - `line_search`: `"wolfe"` (strong Wolfe, [`quasinewton.descent.Zoom`][]) or
+      `"armijo"` ([`quasinewton.descent.Backtracking`][]).
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    """
+    return Solver(
+        curvature=_LBFGSCurvature(memory_size=memory_size, init=init, alpha=alpha),
+        descent=_line_search(line_search),
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+def BFGS(
+    *,
+    line_search: Literal["wolfe", "armijo"] = "wolfe",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Solver:
+    """Dense BFGS with a strong-Wolfe line search, for problems of up to a few
+    thousand unknowns.
+
+    A preset: `Solver(curvature=qn.curvature.BFGS(), descent=qn.descent.Zoom())`.
+
+    **Arguments:**
+
+    - `line_search`: `"wolfe"` or `"armijo"`, as for [`quasinewton.LBFGS`][].
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    """
+    return Solver(
+        curvature=_BFGSCurvature(), descent=_line_search(line_search), rtol=rtol, atol=atol
+    )
