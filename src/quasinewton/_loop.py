@@ -117,9 +117,11 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
 
         # A failed search restarts once from a cleared memory; a second failure, or a
         # failure of a memoryless model, ends the solve.
+        floor = failed & descent.at_precision_floor(state.descent)
         memoryless = curvature.is_reset(cstate)
-        restart = failed & ~memoryless
-        give_up = failed & memoryless
+        restart = failed & ~memoryless & ~floor
+        give_up = failed & memoryless & ~floor
+        converged = converged | floor
         cstate = jax.lax.cond(restart, curvature.reset, lambda c: c, cstate)
         new_search = accept | restart
 
@@ -153,7 +155,11 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         termination = Termination.where(
             grad_ok,
             Termination.gradient,
-            Termination.where(step_ok, Termination.step, Termination.none),
+            Termination.where(
+                step_ok,
+                Termination.step,
+                Termination.where(floor, Termination.precision, Termination.none),
+            ),
         )
         hist = state.history
         if hist is not None:

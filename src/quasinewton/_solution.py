@@ -44,6 +44,11 @@ class Termination(eqx.Enumeration):
         "The last accepted step changed the objective by at most atol + rtol·|f| "
         "and every coordinate by at most atol + rtol·|y_i|."
     )
+    precision = (
+        "No further decrease is possible in floating point: the model's predicted "
+        "decrease is below the rounding error of f, so the tolerances asked for "
+        "cannot be met and the iterate is as good as the precision allows."
+    )
 
 
 class Solution(eqx.Module):

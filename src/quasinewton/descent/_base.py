@@ -4,6 +4,7 @@ import abc
 from typing import Any, ClassVar
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from .._problem import Evaluation
@@ -44,6 +45,12 @@ class AbstractDescent(eqx.Module):
 
         **Returns:** `(accept, failed, state)`; `failed` means the rule can find no
         acceptable point along its current model."""
+
+    def at_precision_floor(self, state: Any) -> Bool[Array, ""]:
+        """Whether a failure of the rule is explained by floating point: the
+        decrease its model predicted is below the rounding error of f."""
+        del state
+        return jnp.array(False)
 
     @abc.abstractmethod
     def propose(

@@ -17,6 +17,7 @@ class LineSearchState(eqx.Module):
     **Attributes:**
 
     - `alpha`: the step of the trial being evaluated.
+    - `alpha0`: the first step tried in this search.
     - `count`: trials made in this search.
     - `zooming`: whether a bracket [lo, hi] containing acceptable steps is known.
     - `force`: the trial is a fallback to the best known step and is accepted as is.
@@ -27,6 +28,7 @@ class LineSearchState(eqx.Module):
     """
 
     alpha: Scalar
+    alpha0: Scalar
     count: Int[Array, ""]
     zooming: Bool[Array, ""]
     force: Bool[Array, ""]
@@ -47,6 +49,7 @@ def _fresh_state(alpha, phi0, dphi0) -> LineSearchState:
     zero = jnp.zeros_like(phi0)
     return LineSearchState(
         alpha=jnp.asarray(alpha, phi0.dtype),
+        alpha0=jnp.asarray(alpha, phi0.dtype),
         count=jnp.zeros((), jnp.int32),
         zooming=jnp.array(False),
         force=jnp.array(False),
@@ -114,6 +117,13 @@ class _LineSearch(AbstractDescent):
 
         direction, state, num_linear = jax.lax.cond(new_search, start, carry_on, state)
         return x + state.alpha * direction, direction, state, num_linear
+
+    def at_precision_floor(self, state):
+        # The full first step predicts a decrease of about α₀|φ′(0)|/2; rounding in
+        # f is about eps·|f| (times a margin for the sums inside f).
+        eps = jnp.finfo(state.phi0.dtype).eps
+        predicted = 0.5 * state.alpha0 * jnp.abs(state.dphi0)
+        return predicted <= 100 * eps * jnp.abs(state.phi0)
 
     def _exhausted(self, state, next_alpha, direction, x):
         """Out of trials, or the step no longer moves x in floating point."""
@@ -273,6 +283,7 @@ class Zoom(_LineSearch):
 
         new_state = LineSearchState(
             alpha=next_alpha,
+            alpha0=state.alpha0,
             count=state.count + 1,
             zooming=zooming,
             force=state.force,

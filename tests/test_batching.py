@@ -1,0 +1,78 @@
+"""jax.vmap over many problems: full Solutions, per-problem results and isolation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import quasinewton as qn
+
+N = 10
+WEIGHTS = jnp.linspace(1.0, 10.0, N)
+
+
+def objective(y, args):
+    # A smooth, strictly convex 10-D problem with a non-quadratic term, so every
+    # start has one minimiser and L-BFGS needs real iterations.
+    centre, scale = args
+    return jnp.sum(WEIGHTS * (y - centre) ** 2) + scale * jnp.sum(y**4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_vmap_1000_starts_one_nan_problem(dtype):
+    key_y, key_c = jax.random.split(jax.random.PRNGKey(0))
+    y0 = jax.random.normal(key_y, (1000, N), dtype) * 3
+    centres = jax.random.normal(key_c, (1000, N), dtype)
+    scales = jnp.full((1000,), 0.1, dtype).at[17].set(jnp.nan)  # problem 17 is NaN
+
+    @jax.jit
+    def solve(y0, centre, scale):
+        return jax.vmap(lambda a, b, c: qn.minimise(objective, qn.LBFGS(), a, (b, c)))(
+            y0, centre, scale
+        )
+
+    sol = solve(y0, centres, scales)
+    assert isinstance(sol, qn.Solution)
+    assert sol.value.shape == (1000, N)
+    assert sol.result._value.shape == (1000,)
+    for key in ("num_steps", "num_fn_evals", "num_accepted_steps", "value"):
+        assert sol.stats[key].shape == (1000,)
+
+    ok = np.asarray(sol.result == qn.RESULTS.successful)
+    assert not ok[17]
+    assert bool(np.asarray(sol.result == qn.RESULTS.nonfinite)[17])
+    assert ok.sum() == 999
+    # The NaN problem leaves its start untouched and spends no iterations.
+    np.testing.assert_array_equal(sol.value[17], y0[17])
+    assert int(sol.stats["num_steps"][17]) == 0
+
+    # Every other problem is at its minimiser: compare with solving one at a time.
+    tol = 1e-5 if dtype == jnp.float64 else 2e-3
+    for i in (0, 16, 18, 999):
+        single = qn.minimise(objective, qn.LBFGS(), y0[i], (centres[i], scales[i]))
+        np.testing.assert_allclose(sol.value[i], single.value, rtol=tol, atol=tol)
+        grad = jax.grad(objective)(sol.value[i], (centres[i], scales[i]))
+        assert float(jnp.max(jnp.abs(grad))) < (1e-4 if dtype == jnp.float64 else 5e-2)
+    # Problems differ in how many steps they need: each has its own count.
+    steps = np.asarray(sol.stats["num_steps"])[ok]
+    assert steps.min() < steps.max()
+
+
+def test_vmap_throw_true_does_not_abort_batch():
+    # throw=True (the default) under vmap raises nothing; the failed element says so.
+    y0 = jnp.zeros((3, N))
+    scales = jnp.array([0.1, jnp.nan, 0.1])
+    sol = jax.vmap(lambda a, c: qn.minimise(objective, qn.LBFGS(), a, (jnp.ones(N), c)))(
+        y0, scales
+    )
+    assert np.asarray(sol.result == qn.RESULTS.successful).tolist() == [True, False, True]
+
+
+def test_batched_is_same_as_unbatched_under_jit_of_vmap_of_jit():
+    inner = jax.jit(lambda a: qn.minimise(objective, qn.BFGS(), a, (jnp.ones(N), 0.1)))
+    y0 = jnp.stack([jnp.zeros(N), jnp.full(N, 2.0)])
+    batched = jax.jit(jax.vmap(inner))(y0)
+    for i in range(2):
+        single = inner(y0[i])
+        np.testing.assert_allclose(batched.value[i], single.value, rtol=1e-10, atol=1e-12)
+        assert int(batched.stats["num_steps"][i]) == int(single.stats["num_steps"])
