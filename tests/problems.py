@@ -24,9 +24,10 @@ Conventions
   Levenberg-Marquardt solve and agrees with the published digits -- NIST StRD
   certified values for Kowalik-Osborne (MGH09), Meyer (MGH10) and Osborne 1
   (MGH17)). ``None`` where no closed form/published minimiser is recorded.
-* ``local_fstars`` lists other (non-global) local minimum values that a descent
-  method started at ``x0`` is documented to reach, e.g. Freudenstein-Roth's
-  48.98... . Tests accept either ``fstar`` or one of these, and say so.
+* ``local_fstars`` lists other (non-global) minimum values documented for the
+  problem, e.g. Freudenstein-Roth's 48.98... which descent methods started at
+  ``x0`` usually reach; ``notes`` says which ones attract such methods. Tests
+  accept one of these instead of ``fstar`` only where documented, and say so.
 
 All objectives and residuals are pure ``jax.numpy`` functions: jit-able,
 differentiable, and dtype-preserving (float32 in -> float32 out; constants are
@@ -41,6 +42,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -68,30 +70,30 @@ class TestProblem:
         """Number of residuals (None for non-least-squares problems)."""
         if self.residual is None:
             return None
-        return int(self.residual(jnp.asarray(self.x0)).shape[0])
+        return int(jax.eval_shape(self.residual, jnp.asarray(self.x0)).shape[0])
 
 
 # Minimum values refined in float64 (Levenberg-Marquardt, then Newton polishing, at
 # the xstar recorded below); each agrees with the value MGH print to the printed
 # digits (checked in test_problems_data.py).
-JS_FSTAR = 124.3621823556148
-FS_BARD = 0.008214877306578989
-FS_GAUSSIAN = 1.1279327696190517e-08
-FS_MEYER = 87.94585517079597
-FS_KOWALIK = 0.0003075056038492388
-FS_BROWN_DENNIS = 85822.20162635633
-FS_OSBORNE1 = 5.464894697482633e-05
-FS_OSBORNE2 = 0.04013773629354768
-FS_WATSON6 = 0.0022876700535524267
-FS_WATSON9 = 1.3997601380963036e-06
-FS_P1_4 = 2.2499775008999375e-05
-FS_P1_10 = 7.087651467090368e-05
-FS_P2_4 = 9.37629300735544e-06
-FS_P2_10 = 0.00029366053745674605
-FS_CHEBYQUAD8 = 0.00351687372567793
-FS_FR_LOCAL = 48.98425367924003
-FS_BIGGS_SUBSPACE = 0.005655649925499919
-FS_TRIG_LOCAL = 2.7950561218801254e-05
+_FS_JENNRICH = 124.3621823556148
+_FS_BARD = 0.008214877306578989
+_FS_GAUSSIAN = 1.1279327696190517e-08
+_FS_MEYER = 87.94585517079597
+_FS_KOWALIK = 0.0003075056038492388
+_FS_BROWN_DENNIS = 85822.20162635633
+_FS_OSBORNE1 = 5.464894697482633e-05
+_FS_OSBORNE2 = 0.04013773629354768
+_FS_WATSON6 = 0.0022876700535524267
+_FS_WATSON9 = 1.3997601380963036e-06
+_FS_P1_4 = 2.2499775008999375e-05
+_FS_P1_10 = 7.087651467090368e-05
+_FS_P2_4 = 9.37629300735544e-06
+_FS_P2_10 = 0.00029366053745674605
+_FS_CHEBYQUAD8 = 0.00351687372567793
+_FS_FR_LOCAL = 48.98425367924003
+_FS_BIGGS_SUBSPACE = 0.005655649925499919
+_FS_TRIG_LOCAL = 2.7950561218801254e-05
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -240,20 +242,19 @@ def make_jennrich_sampson(m: int = 10) -> TestProblem:
     f_i = 2 + 2i - (exp(i x1) + exp(i x2)),  i = 1..m.
     For m = 10: f* = 124.362... at x1 = x2 = 0.2578... .
     """
+    if m != 10:
+        raise ValueError("only m=10 has a recorded minimum here")
 
     def jennrich_sampson_residual(x):
         """Residual vector (f_1, ..., f_m); see :func:`make_jennrich_sampson`."""
         x = _float(x)
         i = _index(m, x)
         return 2 + 2 * i - (jnp.exp(i * x[0]) + jnp.exp(i * x[1]))
-
-    if m != 10:
-        raise ValueError("only m=10 has a recorded minimum here")
     return _ls(
         "jennrich_sampson",
         jennrich_sampson_residual,
         [0.3, 0.4],
-        JS_FSTAR,
+        _FS_JENNRICH,
         [0.2578252136703641, 0.2578252136703641],
         notes="MGH #6, m=10. MGH print f* = 124.362 at x1 = x2 = 0.2578.",
     )
@@ -467,7 +468,7 @@ def make_extended_powell(n: int = 4) -> TestProblem:
         np.zeros(n),
         notes=(
             f"MGH {num}, n={n}. Singular Hessian at the minimiser, so "
-            "superlinear methods converge only linearly here."
+            "Newton-type methods converge only linearly here."
         ),
     )
 
@@ -548,7 +549,7 @@ def make_brown_dennis(m: int = 20) -> TestProblem:
         "brown_dennis",
         brown_dennis_residual,
         [25.0, 5.0, -5.0, -1.0],
-        FS_BROWN_DENNIS,
+        _FS_BROWN_DENNIS,
         [-11.594439904762162, 13.203630051207202, -0.4034394881768612,
          0.2367787744557347],
         notes="MGH #16, m=20. MGH print f* = 85822.2.",
@@ -621,10 +622,9 @@ def make_biggs_exp6(m: int = 13) -> TestProblem:
             "5.65565e-3 is the minimum within it, at about (1.7114, 17.683, "
             "1.1631, 5.1866, 1.7114, 1.1631). In the full space that point is "
             "a saddle (one Hessian eigenvalue ~ -9.8e-3), but gradient methods "
-            "from x0 (SciPy BFGS and L-BFGS-B) converge to it; rounding rarely "
-            "breaks the symmetry."
+            "from x0 (SciPy BFGS and L-BFGS-B) converge to it."
         ),
-        local_fstars=(FS_BIGGS_SUBSPACE,),
+        local_fstars=(_FS_BIGGS_SUBSPACE,),
     )
 
 
@@ -676,13 +676,13 @@ def make_watson(n: int = 9) -> TestProblem:
     """
     table = {
         6: (
-            FS_WATSON6,
+            _FS_WATSON6,
             [-0.015725086401458317, 1.0124348693691096, -0.23299162595673556,
              1.2604300877996022, -1.513728922722272, 0.9929964324311319],
             "2.28767e-3",
         ),
         9: (
-            FS_WATSON9,
+            _FS_WATSON9,
             [-1.530703652142907e-05, 0.9997897039319481, 0.014763963693574468,
              0.1463423282991522, 1.0008211030057608, -2.6177311405216663,
              4.104403164482395, -3.1436122785588267, 1.0526264080108052],
@@ -764,8 +764,8 @@ def make_penalty1(n: int = 10) -> TestProblem:
     a = 1e-5;  x0_j = j.  f* = 2.24997e-5 (n=4), 7.08765e-5 (n=10).
     """
     table = {
-        4: (FS_P1_4, 0.2500074995875379, "2.24997e-5"),
-        10: (FS_P1_10, 0.15812230111311634, "7.08765e-5"),
+        4: (_FS_P1_4, 0.2500074995875379, "2.24997e-5"),
+        10: (_FS_P1_10, 0.15812230111311634, "7.08765e-5"),
     }
     if n not in table:
         raise ValueError(f"n must be one of {sorted(table)}")
@@ -807,13 +807,13 @@ def make_penalty2(n: int = 10) -> TestProblem:
     """
     table = {
         4: (
-            FS_P2_4,
+            _FS_P2_4,
             [0.1999993333503804, 0.1913167009927725, 0.48010148533262326,
              0.5188454043902003],
             "9.37629e-6",
         ),
         10: (
-            FS_P2_10,
+            _FS_P2_10,
             [0.19998360519782363, 0.010350648471292304, 0.01960493448043841,
              0.032089067220685656, 0.049932677399641315, 0.0765139951539936,
              0.1186240728695042, 0.19214487233557667, 0.34732058694184365,
@@ -1113,7 +1113,7 @@ def make_chebyquad(n: int = 8, m: int | None = None) -> TestProblem:
     m = n if m is None else m
     table = {
         8: (
-            FS_CHEBYQUAD8,
+            _FS_CHEBYQUAD8,
             [0.043152760151016614, 0.1930908403841861, 0.26632870689027294,
              0.5, 0.5, 0.733671293109727, 0.8069091596158139,
              0.9568472398489833],
@@ -1172,7 +1172,7 @@ def _build() -> tuple[TestProblem, ...]:
                 "48.9842). Descent methods from x0 usually reach the local "
                 "minimum (SciPy BFGS and L-BFGS-B both do)."
             ),
-            local_fstars=(FS_FR_LOCAL,),
+            local_fstars=(_FS_FR_LOCAL,),
         ),
         _ls(
             "powell_badly_scaled",
@@ -1204,7 +1204,7 @@ def _build() -> tuple[TestProblem, ...]:
             "bard",
             bard_residual,
             [1.0, 1.0, 1.0],
-            FS_BARD,
+            _FS_BARD,
             [0.08241055974978899, 1.1330360920297227, 2.343695178642536],
             notes=(
                 "MGH #8. MGH print f* = 8.21487e-3; also f -> 17.4286 as "
@@ -1215,7 +1215,7 @@ def _build() -> tuple[TestProblem, ...]:
             "gaussian",
             gaussian_residual,
             [0.4, 1.0, 0.0],
-            FS_GAUSSIAN,
+            _FS_GAUSSIAN,
             [0.3989561378387567, 1.0000190844878056, 0.0],
             notes="MGH #9. MGH print f* = 1.12793e-8; tiny f, use relative tests.",
         ),
@@ -1223,7 +1223,7 @@ def _build() -> tuple[TestProblem, ...]:
             "meyer",
             meyer_residual,
             [0.02, 4000.0, 250.0],
-            FS_MEYER,
+            _FS_MEYER,
             [0.005609636471028504, 6181.346346286303, 345.2236346241341],
             notes=(
                 "MGH #10 (NIST MGH10). MGH print f* = 87.9458; NIST certified "
@@ -1246,7 +1246,7 @@ def _build() -> tuple[TestProblem, ...]:
             "kowalik_osborne",
             kowalik_osborne_residual,
             [0.25, 0.39, 0.415, 0.39],
-            FS_KOWALIK,
+            _FS_KOWALIK,
             [0.1928069345790379, 0.19128232873436726, 0.12305650692632097,
              0.13606233068379497],
             notes=(
@@ -1260,7 +1260,7 @@ def _build() -> tuple[TestProblem, ...]:
             "osborne1",
             osborne1_residual,
             [0.5, 1.5, -1.0, 0.01, 0.02],
-            FS_OSBORNE1,
+            _FS_OSBORNE1,
             [0.3754100521069519, 1.9358469127123539, -1.4646871366134093,
              0.01286753464005726, 0.02212269966167266],
             notes=(
@@ -1273,7 +1273,7 @@ def _build() -> tuple[TestProblem, ...]:
             "osborne2",
             osborne2_residual,
             [1.3, 0.65, 0.65, 0.7, 0.6, 3.0, 5.0, 7.0, 2.0, 4.5, 5.5],
-            FS_OSBORNE2,
+            _FS_OSBORNE2,
             [1.3099771546273005, 0.4315537946029888, 0.633661698960724,
              0.5994305347859161, 0.7541832263280109, 0.9042885798596347,
              1.365811835237027, 4.823698817227159, 2.3986848661317546,
@@ -1309,7 +1309,7 @@ def _build() -> tuple[TestProblem, ...]:
                 "0.09143), which descent methods from x0 usually reach (SciPy "
                 "BFGS and L-BFGS-B both do)."
             ),
-            local_fstars=(FS_TRIG_LOCAL,),
+            local_fstars=(_FS_TRIG_LOCAL,),
         ),
         _ls(
             "brown_almost_linear",
@@ -1319,7 +1319,8 @@ def _build() -> tuple[TestProblem, ...]:
             np.ones(10),
             notes=(
                 "MGH #27, n=10. f*=0 at (1,...,1) (and at other roots a of "
-                "n a^n - (n+1) a^(n-1) + 1 = 0); f=1 at (0,...,0,n+1)."
+                "n a^n - (n+1) a^(n-1) + 1 = 0); MGH also list f=1 at "
+                "(0,...,0,n+1). SciPy BFGS and L-BFGS-B from x0 reach f*=0."
             ),
             local_fstars=(1.0,),
         ),

@@ -1,18 +1,28 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent
+from . import curvature, descent, linear
 from ._adjoint import ImplicitAdjoint
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
-from .solvers import BFGS, LBFGS, Solver
+from .solvers import (
+    BFGS,
+    LBFGS,
+    GaussNewton,
+    LevenbergMarquardt,
+    LevenbergMarquardtCG,
+    Solver,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BFGS",
+    "GaussNewton",
     "ImplicitAdjoint",
     "LBFGS",
+    "LevenbergMarquardt",
+    "LevenbergMarquardtCG",
     "RESULTS",
     "Solution",
     "Solver",
@@ -20,5 +30,6 @@ __all__ = [
     "curvature",
     "descent",
     "least_squares",
+    "linear",
     "minimise",
 ]

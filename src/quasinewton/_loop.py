@@ -64,7 +64,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
     finite0 = all_finite(ev0)
     cstate = curvature.init_state(x0, ev0)
     dstate = descent.init_state(x0, ev0)
-    context, fstate = solver.linear_context(ev0, None)
+    context, fstate = solver.linear_context(ev0, None, 0)
     model = Model(curvature, cstate, ev0, lin0, context)
     trial, direction, dstate, nlin = descent.propose(
         dstate, x0, ev0, model, jnp.array(True), jnp.zeros_like(x0)
@@ -117,7 +117,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
 
         # A failed search restarts once from a cleared memory; a second failure, or a
         # failure of a memoryless model, ends the solve.
-        floor = failed & descent.at_precision_floor(state.descent)
+        floor = failed & descent.at_precision_floor(dstate)
         memoryless = curvature.is_reset(cstate)
         restart = failed & ~memoryless & ~floor
         give_up = failed & memoryless & ~floor
@@ -125,7 +125,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         cstate = jax.lax.cond(restart, curvature.reset, lambda c: c, cstate)
         new_search = accept | restart
 
-        context, fstate = solver.linear_context(ev, state.forcing)
+        context, fstate = solver.linear_context(ev, state.forcing, state.num_steps + 1)
 
         def propose(linearisation):
             model = Model(curvature, cstate, ev, linearisation, context)

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
@@ -43,6 +44,9 @@ def _solve(
             "`y0` contains nan or inf. Start from a finite point (or pass throw=False "
             "to get a Solution with result RESULTS.nonfinite)."
         )
+    solver = eqx.tree_at(
+        lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
+    )
     state = adjoint.solve(problem, x0, solver, max_steps, history)
     result = throw_if_failed(state.result) if throw else state.result
     stats = {

@@ -11,9 +11,13 @@ from ._misc import default_tolerances
 from ._problem import Evaluation
 from .curvature._base import AbstractCurvature, LinearSolveContext
 from .curvature.bfgs import BFGS as _BFGSCurvature
+from .curvature.gauss_newton import GaussNewton as _GaussNewtonCurvature
 from .curvature.lbfgs import LBFGS as _LBFGSCurvature
 from .descent._base import AbstractDescent
 from .descent.line_search import Backtracking, Zoom
+from .descent.trust_region import TrustRegion
+from .linear.forcing import AbstractForcing, EisenstatWalker
+from .linear.preconditioners import AbstractPreconditioner, Jacobi
 
 
 class Solver(eqx.Module):
@@ -99,12 +103,13 @@ class Solver(eqx.Module):
         small_x = jnp.all(jnp.abs(step) <= atol + rtol * jnp.abs(x))
         return small_f & small_x
 
-    def linear_context(self, ev: Evaluation, forcing_state):
-        """The linear-solve settings for this iteration and the new forcing state."""
-        if self.forcing is None:
-            return LinearSolveContext(self.linear_solver, self.preconditioner, None), None
-        rtol, forcing_state = self.forcing(ev, forcing_state)
-        return LinearSolveContext(self.linear_solver, self.preconditioner, rtol), forcing_state
+    def linear_context(self, ev: Evaluation, forcing_state, step):
+        """The linear-solve settings for iteration `step` and the new forcing state."""
+        rtol = None
+        if self.forcing is not None:
+            rtol, forcing_state = self.forcing(ev, forcing_state)
+        context = LinearSolveContext(self.linear_solver, self.preconditioner, rtol, step)
+        return context, forcing_state
 
 
 def _line_search(line_search: Literal["wolfe", "armijo"]) -> AbstractDescent:
@@ -164,4 +169,109 @@ def BFGS(
     """
     return Solver(
         curvature=_BFGSCurvature(), descent=_line_search(line_search), rtol=rtol, atol=atol
+    )
+
+
+def GaussNewton(
+    *,
+    line_search: Literal["wolfe", "armijo"] = "armijo",
+    linear_solver: lx.AbstractLinearSolver | None = None,
+    materialise: bool | Literal["auto"] = "auto",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Solver:
+    """Damped Gauss–Newton for least squares: the Gauss–Newton step JᵀJp = −Jᵀr
+    with a line search on ½‖r‖².
+
+    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise),
+    descent=qn.descent.Backtracking(), linear_solver=linear_solver)`. Fast on
+    well-posed, small-residual fits; for hard or rank-deficient ones prefer
+    [`quasinewton.LevenbergMarquardt`][].
+
+    **Arguments:**
+
+    - `line_search`: `"armijo"` (default) or `"wolfe"`.
+    - `linear_solver`: a Lineax solver; `None` is QR on J (dense) or CG (matrix-free).
+    - `materialise`: form J densely (`True`), never (`False`) or by size (`"auto"`).
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    """
+    return Solver(
+        curvature=_GaussNewtonCurvature(materialise=materialise),
+        descent=_line_search(line_search),
+        linear_solver=linear_solver,
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+def LevenbergMarquardt(
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    linear_solver: lx.AbstractLinearSolver | None = None,
+    scaling: Literal["identity", "marquardt"] = "identity",
+    materialise: bool | Literal["auto"] = "auto",
+) -> Solver:
+    """Levenberg–Marquardt: the default least-squares solver.
+
+    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise),
+    descent=qn.descent.TrustRegion(scaling), linear_solver=linear_solver)`. With a
+    dense J (small and medium problems) steps are solved by QR of [J; √(λD)], as in
+    MINPACK; see [`quasinewton.LevenbergMarquardtCG`][]
+    for problems too large for a dense Jacobian.
+
+    **Arguments:**
+
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    - `linear_solver`: `None` (QR), `lx.Cholesky()` (normal equations: fastest for
+      many small fits), or an iterative Lineax solver.
+    - `scaling`: the damping's D, see [`quasinewton.descent.TrustRegion`][].
+    - `materialise`: form J densely (`True`), never (`False`) or by size (`"auto"`).
+    """
+    return Solver(
+        curvature=_GaussNewtonCurvature(materialise=materialise),
+        descent=TrustRegion(scaling=scaling),
+        linear_solver=linear_solver,
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+def LevenbergMarquardtCG(
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    preconditioner: AbstractPreconditioner | None = Jacobi(diagonal="hutchinson"),
+    forcing: AbstractForcing | None = EisenstatWalker(),
+    max_cg_steps: int = 100,
+    scaling: Literal["marquardt", "identity"] = "identity",
+) -> Solver:
+    """Matrix-free Levenberg–Marquardt for large problems: J is never formed.
+
+    Each iteration linearises the residual once and solves (JᵀJ + λD)p = −Jᵀr by
+    preconditioned conjugate gradients on products Jv, Jᵀu, to the tolerance an
+    Eisenstat–Walker forcing term sets (an inexact Newton method). Memory is a few
+    vectors of the size of y and r, whatever the number of unknowns.
+
+    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise=False),
+    descent=qn.descent.TrustRegion(scaling), linear_solver=lx.CG(...),
+    preconditioner=preconditioner, forcing=forcing)`.
+
+    **Arguments:**
+
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    - `preconditioner`: default Jacobi from a Hutchinson estimate of diag(JᵀJ);
+      `qn.linear.Jacobi("exact")` costs n products per iteration; `None` for none.
+    - `forcing`: the CG tolerance rule; `None` keeps CG's rtol = 1e-4.
+    - `max_cg_steps`: CG iterations per linear solve at most.
+    - `scaling`: D; `"identity"` by default since an exact diag(JᵀJ) costs n products.
+    """
+    return Solver(
+        curvature=_GaussNewtonCurvature(materialise=False),
+        descent=TrustRegion(scaling=scaling),
+        linear_solver=lx.CG(rtol=1e-4, atol=0.0, max_steps=max_cg_steps),
+        preconditioner=preconditioner,
+        forcing=forcing,
+        rtol=rtol,
+        atol=atol,
     )

@@ -3,12 +3,14 @@
 from ._base import AbstractCurvature, LinearSolveContext
 from ._model import Model
 from .bfgs import BFGS, BFGSState
+from .gauss_newton import GaussNewton
 from .lbfgs import LBFGS, LBFGSState
 
 __all__ = [
     "AbstractCurvature",
     "BFGS",
     "BFGSState",
+    "GaussNewton",
     "LBFGS",
     "LBFGSState",
     "LinearSolveContext",

@@ -19,20 +19,22 @@ class LinearSolveContext(eqx.Module):
     - `preconditioner`: a preconditioner part, or `None`.
     - `rtol`: the relative residual tolerance for iterative solvers this iteration
       (from the forcing term), or `None` to use the solver's own.
+    - `step`: the loop iteration, to seed random probes.
     """
 
     solver: Any
     preconditioner: Any
     rtol: Scalar | None
+    step: Any = None
 
 
 class AbstractCurvature(eqx.Module):
     """A local quadratic model of the objective: the "curvature" part of a solver.
 
     A model either gives the inverse Hessian approximation H directly
-    (`gives_inverse = True`: L-BFGS, BFGS), so that a direction is `H·rhs`, or a
+    (`gives_inverse = True`: L-BFGS, BFGS), so that a step is `−H∇f`, or a
     Hessian approximation B (Gauss–Newton, Newton) handed to a Lineax solve of
-    `(B + D) p = rhs`, where D is a diagonal damping from a trust-region rule.
+    `(B + D) p = −∇f`, where D is a diagonal damping from a trust-region rule.
 
     Models keep their memory in a state of arrays, updated after every accepted
     step; the loop calls `evaluate` once per iteration to get what the model needs
@@ -53,6 +55,11 @@ class AbstractCurvature(eqx.Module):
         return problem.value_and_grad(x), None, 1, 0
 
     @abc.abstractmethod
+    def specialise(self, problem: Problem, x: Float[Array, " n"]) -> "AbstractCurvature":
+        """This model with any `"auto"` choice resolved for the problem's shapes."""
+        del problem, x
+        return self
+
     def init_state(self, x: Float[Array, " n"], evaluation: Evaluation) -> Any:
         """The model's state at the start point."""
 
@@ -82,11 +89,15 @@ class AbstractCurvature(eqx.Module):
         state: Any,
         evaluation: Evaluation,
         linearisation: Any,
-        rhs: Float[Array, " n"],
         damping: Float[Array, " n"] | None,
         context: LinearSolveContext,
     ) -> tuple[Float[Array, " n"], Array]:
-        """Solve the model for a step: `p = H·rhs`, or `(B + diag(damping)) p = rhs`.
+        """The model's step from the current iterate: `p = −H·∇f`, or the solution of
+        `(B + diag(damping)) p = −∇f`.
+
+        Solving for −∇f rather than any right-hand side lets a model use its
+        structure: Gauss–Newton solves the equivalent least-squares problem
+        min ‖[J; √D] p + [r; 0]‖ by QR without forming JᵀJ.
 
         **Returns:** `(p, num_linear_steps)`, the iterations an iterative solver spent.
         """

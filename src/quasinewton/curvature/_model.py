@@ -30,11 +30,11 @@ class Model:
         self.linearisation = linearisation
         self.context = context
 
-    def solve(self, rhs, damping=None):
-        """`H·rhs`, or the solution p of `(B + diag(damping)) p = rhs`, and the
-        number of iterative linear-solver steps spent."""
+    def step(self, damping=None):
+        """The model's step `−H∇f`, or the solution p of `(B + diag(damping)) p = −∇f`,
+        and the number of iterative linear-solver steps spent."""
         return self.curvature.solve(
-            self.state, self.evaluation, self.linearisation, rhs, damping, self.context
+            self.state, self.evaluation, self.linearisation, damping, self.context
         )
 
     def initial_step(self, direction):

@@ -73,13 +73,13 @@ class BFGS(AbstractCurvature):
     def is_reset(self, state: BFGSState):
         return state.count == 0
 
-    def solve(self, state: BFGSState, evaluation, linearisation, rhs, damping, context):
+    def solve(self, state: BFGSState, evaluation, linearisation, damping, context):
         if damping is not None:
             raise ValueError(
                 "BFGS keeps the inverse Hessian and cannot be combined with a damped "
                 "(trust-region) descent rule; use a line search."
             )
-        return state.inverse @ rhs, jnp.zeros((), jnp.int32)
+        return -(state.inverse @ evaluation.grad), jnp.zeros((), jnp.int32)
 
     def initial_step(self, state: BFGSState, direction):
         norm = jnp.linalg.norm(direction)

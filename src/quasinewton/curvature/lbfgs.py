@@ -144,13 +144,13 @@ class LBFGS(AbstractCurvature):
     def is_reset(self, state: LBFGSState):
         return state.count == 0
 
-    def solve(self, state: LBFGSState, evaluation, linearisation, rhs, damping, context):
+    def solve(self, state: LBFGSState, evaluation, linearisation, damping, context):
         if damping is not None:
             raise ValueError(
                 "L-BFGS gives the inverse Hessian directly and cannot be combined "
                 "with a damped (trust-region) descent rule; use a line search."
             )
-        return two_loop(state, rhs), jnp.zeros((), jnp.int32)
+        return two_loop(state, -evaluation.grad), jnp.zeros((), jnp.int32)
 
     def initial_step(self, state: LBFGSState, direction):
         if self.init == "ase":

@@ -2,5 +2,13 @@
 
 from ._base import AbstractDescent
 from .line_search import Backtracking, LineSearchState, Zoom
+from .trust_region import TrustRegion, TrustRegionState
 
-__all__ = ["AbstractDescent", "Backtracking", "LineSearchState", "Zoom"]
+__all__ = [
+    "AbstractDescent",
+    "Backtracking",
+    "LineSearchState",
+    "TrustRegion",
+    "TrustRegionState",
+    "Zoom",
+]

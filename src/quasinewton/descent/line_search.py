@@ -99,7 +99,7 @@ class _LineSearch(AbstractDescent):
     def propose(self, state, x, evaluation, model, new_search, direction):
         def start(state):
             g = evaluation.grad
-            p, num_linear = model.solve(-g)
+            p, num_linear = model.step()
             dphi0 = jnp.dot(g, p)
             # A model that fails to give a descent direction is replaced by -g.
             bad = ~(dphi0 < 0) | ~jnp.all(jnp.isfinite(p))

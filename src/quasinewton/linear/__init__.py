@@ -1,0 +1,13 @@
+"""Linear-solve parts: preconditioners and forcing terms for Lineax solvers."""
+
+from .forcing import AbstractForcing, ConstantForcing, EisenstatWalker
+from .preconditioners import AbstractPreconditioner, Jacobi, hutchinson_diagonal
+
+__all__ = [
+    "AbstractForcing",
+    "AbstractPreconditioner",
+    "ConstantForcing",
+    "EisenstatWalker",
+    "Jacobi",
+    "hutchinson_diagonal",
+]
