@@ -54,12 +54,12 @@ class AbstractCurvature(eqx.Module):
         """
         return problem.value_and_grad(x), None, 1, 0
 
-    @abc.abstractmethod
     def specialise(self, problem: Problem, x: Float[Array, " n"]) -> "AbstractCurvature":
         """This model with any `"auto"` choice resolved for the problem's shapes."""
         del problem, x
         return self
 
+    @abc.abstractmethod
     def init_state(self, x: Float[Array, " n"], evaluation: Evaluation) -> Any:
         """The model's state at the start point."""
 
