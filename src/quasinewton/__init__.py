@@ -1,7 +1,7 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent, linear
+from . import curvature, descent, diagnostics, linear
 from ._adjoint import ImplicitAdjoint
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
@@ -29,6 +29,7 @@ __all__ = [
     "Termination",
     "curvature",
     "descent",
+    "diagnostics",
     "least_squares",
     "linear",
     "minimise",

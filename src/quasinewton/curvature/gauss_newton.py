@@ -9,6 +9,7 @@ import lineax as lx
 
 from .._problem import Evaluation, Problem
 from ..linear._solve import solve_damped
+from ..linear.preconditioners import gauss_newton_diagonal
 from ._base import AbstractCurvature
 
 _DEFAULT_CG = lx.CG(rtol=1e-4, atol=0.0, max_steps=100)
@@ -83,6 +84,7 @@ class GaussNewton(AbstractCurvature):
             sol = lx.linear_solve(lx.MatrixLinearOperator(matrix), target, lx.QR(), throw=False)
             return sol.value, jnp.zeros((), jnp.int32)
         jvp, vjp = self._products(evaluation, linearisation)
+        m = evaluation.residual.shape[0]
         return solve_damped(
             lambda v: vjp(jvp(v)),
             -evaluation.grad,
@@ -90,6 +92,7 @@ class GaussNewton(AbstractCurvature):
             context,
             lambda: self.diagonal(state, evaluation, linearisation),
             lx.Cholesky() if self.materialise else _DEFAULT_CG,
+            lambda key, k: gauss_newton_diagonal(vjp, m, evaluation.grad.dtype, key, k),
         )
 
     def quadratic(self, state, evaluation, linearisation, p):

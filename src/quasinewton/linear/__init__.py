@@ -1,7 +1,12 @@
 """Linear-solve parts: preconditioners and forcing terms for Lineax solvers."""
 
 from .forcing import AbstractForcing, ConstantForcing, EisenstatWalker
-from .preconditioners import AbstractPreconditioner, Jacobi, hutchinson_diagonal
+from .preconditioners import (
+    AbstractPreconditioner,
+    Jacobi,
+    gauss_newton_diagonal,
+    hutchinson_diagonal,
+)
 
 __all__ = [
     "AbstractForcing",
@@ -9,5 +14,6 @@ __all__ = [
     "ConstantForcing",
     "EisenstatWalker",
     "Jacobi",
+    "gauss_newton_diagonal",
     "hutchinson_diagonal",
 ]

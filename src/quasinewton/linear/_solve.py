@@ -9,6 +9,7 @@ import lineax as lx
 from jaxtyping import Array, Float
 
 from ..curvature._base import LinearSolveContext
+from .preconditioners import hutchinson_diagonal
 
 _TAGS = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
 
@@ -41,8 +42,12 @@ def solve_damped(
     context: LinearSolveContext,
     diagonal_fn: Callable[[], Float[Array, " n"]],
     default_solver: lx.AbstractLinearSolver,
+    estimate_fn: Callable | None = None,
 ) -> tuple[Float[Array, " n"], Array]:
     """Solve (B + diag(damping)) p = rhs with B = `matvec`, symmetric PSD.
+
+    `diagonal_fn()` gives diag(B) exactly and `estimate_fn(key, num_probes)` by
+    random probes (Hutchinson's z ⊙ Bz if `None`), for preconditioners.
 
     **Returns:** `(p, num_linear_steps)`.
     """
@@ -64,8 +69,13 @@ def solve_damped(
                 jax.random.PRNGKey(getattr(context.preconditioner, "seed", 0)),
                 0 if context.step is None else context.step,
             )
+            if estimate_fn is None:
+
+                def estimate_fn(key, num_probes):
+                    return hutchinson_diagonal(matvec, n, dtype, key, num_probes)
+
             options["preconditioner"] = context.preconditioner.build(
-                diagonal_fn, matvec, damping, n, dtype, key
+                diagonal_fn, estimate_fn, damping, dtype, key
             )
     else:
         operator = lx.MatrixLinearOperator(operator.as_matrix(), tags=_TAGS)

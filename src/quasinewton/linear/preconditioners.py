@@ -17,16 +17,16 @@ class AbstractPreconditioner(eqx.Module):
     def build(
         self,
         diagonal_fn,
-        matvec,
+        estimate_fn,
         damping: Float[Array, " n"] | None,
-        n: int,
         dtype,
         key: PRNGKeyArray,
     ) -> lx.AbstractLinearOperator:
         """The preconditioner as a Lineax operator.
 
-        **Arguments:** `diagonal_fn()` returns the exact diag(B); `matvec(v)` is B·v;
-        `damping` is D (or `None`); `key` seeds any random probes.
+        **Arguments:** `diagonal_fn()` returns the exact diag(B);
+        `estimate_fn(key, num_probes)` a randomised estimate of it; `damping` is D
+        (or `None`); `key` seeds any random probes.
         """
 
 
@@ -34,9 +34,25 @@ def hutchinson_diagonal(
     matvec, n: int, dtype, key: PRNGKeyArray, num_probes: int
 ) -> Float[Array, " n"]:
     """Hutchinson's estimate of diag(B): the mean of z ⊙ Bz over Rademacher probes z
-    (Bekas, Kokiopoulou & Saad, 2007). Unbiased; costs `num_probes` products."""
+    (Bekas, Kokiopoulou & Saad, 2007). Unbiased; costs `num_probes` products with B.
+    Its error in entry i grows with the off-diagonal entries of row i, so small
+    diagonal entries next to large couplings are poorly estimated."""
     probes = jax.random.rademacher(key, (num_probes, n), dtype=dtype)
     return jnp.mean(probes * jax.vmap(matvec)(probes), axis=0)
+
+
+def gauss_newton_diagonal(
+    vjp, m: int, dtype, key: PRNGKeyArray, num_probes: int
+) -> Float[Array, " n"]:
+    """Rademacher estimate of diag(JᵀJ) from probes w in residual space: the mean of
+    (Jᵀw)², since E[JᵀwwᵀJ] = JᵀJ (Martens, Sutskever & Swersky, 2012).
+
+    Unbiased and never negative; the relative error of entry i depends only on column
+    i of J (its variance is 2[(Σₖ Jₖᵢ²)² − Σₖ Jₖᵢ⁴]), so unknowns of very different
+    scales are all estimated well, which is what Jacobi preconditioning needs. Costs
+    `num_probes` vector-Jacobian products."""
+    probes = jax.random.rademacher(key, (num_probes, m), dtype=dtype)
+    return jnp.mean(jax.vmap(vjp)(probes) ** 2, axis=0)
 
 
 class Jacobi(AbstractPreconditioner):
@@ -51,7 +67,9 @@ class Jacobi(AbstractPreconditioner):
     - `diagonal`: `"exact"` uses the model's exact diag(B) (for Gauss–Newton the
       squared column norms of J: free when J is materialised, n Jacobian-vector
       products when matrix-free); `"hutchinson"` estimates it from `num_probes`
-      products with Rademacher vectors, whatever n is.
+      Rademacher probes, whatever n is (for Gauss–Newton by
+      [`quasinewton.linear.gauss_newton_diagonal`][], otherwise by
+      [`quasinewton.linear.hutchinson_diagonal`][]).
     - `num_probes`: probes for the Hutchinson estimate.
     - `seed`: seed of the probes (fixed, so solves are reproducible).
     """
@@ -66,15 +84,18 @@ class Jacobi(AbstractPreconditioner):
         if self.num_probes < 1:
             raise ValueError(f"num_probes must be at least 1, got {self.num_probes}.")
 
-    def build(self, diagonal_fn, matvec, damping, n, dtype, key):
+    def build(self, diagonal_fn, estimate_fn, damping, dtype, key):
         if self.diagonal == "exact":
             diag = diagonal_fn()
         else:
-            diag = hutchinson_diagonal(matvec, n, dtype, key, self.num_probes)
+            diag = estimate_fn(key, self.num_probes)
         if damping is not None:
             diag = diag + damping
         # A zero or negative (estimated) entry would break positive definiteness:
         # floor it at a small fraction of the largest entry.
         floor = jnp.finfo(dtype).eps * jnp.maximum(jnp.max(jnp.abs(diag)), jnp.finfo(dtype).tiny)
         diag = jnp.maximum(diag, jnp.maximum(floor, jnp.finfo(dtype).tiny))
-        return lx.DiagonalLinearOperator(1.0 / diag)
+        return lx.TaggedLinearOperator(
+            lx.DiagonalLinearOperator(1.0 / diag),
+            frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag}),
+        )
