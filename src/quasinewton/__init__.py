@@ -11,6 +11,7 @@ from .solvers import (
     GaussNewton,
     LevenbergMarquardt,
     LevenbergMarquardtCG,
+    Newton,
     Solver,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "LBFGS",
     "LevenbergMarquardt",
     "LevenbergMarquardtCG",
+    "Newton",
     "RESULTS",
     "Solution",
     "Solver",

@@ -13,6 +13,7 @@ from .curvature._base import AbstractCurvature, LinearSolveContext
 from .curvature.bfgs import BFGS as _BFGSCurvature
 from .curvature.gauss_newton import GaussNewton as _GaussNewtonCurvature
 from .curvature.lbfgs import LBFGS as _LBFGSCurvature
+from .curvature.newton import Newton as _NewtonCurvature
 from .descent._base import AbstractDescent
 from .descent.line_search import Backtracking, Zoom
 from .descent.trust_region import TrustRegion
@@ -169,6 +170,40 @@ def BFGS(
     """
     return Solver(
         curvature=_BFGSCurvature(), descent=_line_search(line_search), rtol=rtol, atol=atol
+    )
+
+
+def Newton(
+    *,
+    line_search: Literal["wolfe", "armijo"] = "armijo",
+    linear_solver: lx.AbstractLinearSolver | None = None,
+    materialise: bool | Literal["auto"] = "auto",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Solver:
+    """Newton's method with a line search: steps solve ∇²f p = −∇f with the exact
+    Hessian (dense and Cholesky for small n, Hessian-vector products and CG —
+    Newton–CG — for large n).
+
+    A preset: `Solver(curvature=qn.curvature.Newton(materialise),
+    descent=qn.descent.Backtracking(), linear_solver=linear_solver)`. Quadratic
+    convergence near a minimiser at the price of second derivatives; for
+    non-convex problems prefer a trust region,
+    `Solver(curvature=qn.curvature.Newton(), descent=qn.descent.TrustRegion())`.
+
+    **Arguments:**
+
+    - `line_search`: `"armijo"` (default) or `"wolfe"`.
+    - `linear_solver`: a Lineax solver; `None` is Cholesky (dense) or CG.
+    - `materialise`: form the Hessian (`True`), never (`False`) or by size (`"auto"`).
+    - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
+    """
+    return Solver(
+        curvature=_NewtonCurvature(materialise=materialise),
+        descent=_line_search(line_search),
+        linear_solver=linear_solver,
+        rtol=rtol,
+        atol=atol,
     )
 
 

@@ -5,6 +5,7 @@ from ._model import Model
 from .bfgs import BFGS, BFGSState
 from .gauss_newton import GaussNewton
 from .lbfgs import LBFGS, LBFGSState
+from .newton import Newton
 
 __all__ = [
     "AbstractCurvature",
@@ -15,4 +16,5 @@ __all__ = [
     "LBFGSState",
     "LinearSolveContext",
     "Model",
+    "Newton",
 ]

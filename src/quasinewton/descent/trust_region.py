@@ -131,8 +131,12 @@ class TrustRegion(AbstractDescent):
         # Predicted reduction −(∇fᵀp + ½pᵀBp), from B itself so that inexact
         # (CG) solves are judged correctly.
         predicted = -(jnp.dot(evaluation.grad, p) + 0.5 * model.quadratic(p))
-        predicted = jnp.where(jnp.isfinite(predicted), predicted, 0.0)
-        p = jnp.where(jnp.all(jnp.isfinite(p)), p, 0.0)
+        # A failed solve (e.g. Cholesky of an indefinite B + λD) gives no step: the
+        # trial stays at x with a nan prediction, so it is rejected, λ grows, and it
+        # can never pass for convergence at the precision floor.
+        solved = jnp.all(jnp.isfinite(p)) & jnp.isfinite(predicted)
+        predicted = jnp.where(solved, predicted, jnp.nan)
+        p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(
             lambda s: (s.damping, s.predicted, s.scale), state, (damping, predicted, scale)
         )
