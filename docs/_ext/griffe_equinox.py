@@ -105,7 +105,7 @@ def _document_enumeration(cls: griffe.Class) -> None:
             continue
         if not isinstance(message, str):
             continue
-        text = message or f"The empty message: `{cls.name}[...]` of this member is `\"\"`."
+        text = message or "No message (the empty string)."
         member.docstring = griffe.Docstring(text, parent=member)
 
 

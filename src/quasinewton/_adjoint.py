@@ -13,8 +13,8 @@ from ._problem import Problem
 class ImplicitAdjoint(eqx.Module):
     """Derivatives of the solution by the implicit function theorem.
 
-    At a minimiser y*(θ) of f(y, θ), ∇ᵧf(y*, θ) = 0, so
-    dy*/dθ = −(∇²ᵧᵧf)⁻¹ ∇²ᵧθf. No derivative is taken through the iterations: the
+    At a minimiser y∗(θ) of f(y, θ), ∇ᵧf(y∗, θ) = 0, so
+    dy∗/dθ = −(∇²ᵧᵧf)⁻¹ ∇²ᵧθf. No derivative is taken through the iterations: the
     cost is one linear solve with the Hessian at the solution, whatever the number
     of steps. θ is `args` together with any arrays `fn` closes over. For least
     squares f = ½‖r‖² and the exact Hessian (not JᵀJ) is used.

@@ -118,3 +118,11 @@ class AbstractCurvature(eqx.Module):
         raise NotImplementedError(
             f"{type(self).__name__} gives no Hessian approximation B, so no diagonal."
         )
+
+
+def unit_length_first_step(count, direction: Float[Array, " n"]) -> Scalar:
+    """1, or a step of length min(1, ‖p‖)/‖p‖ while a quasi-Newton model holds no
+    curvature pairs (`count == 0`), since H₀ = I then carries no scale."""
+    norm = jnp.linalg.norm(direction)
+    first = jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0))
+    return jnp.where(count == 0, first, 1.0).astype(direction.dtype)

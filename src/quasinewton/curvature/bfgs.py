@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from .._problem import Evaluation
-from ._base import AbstractCurvature
+from ._base import AbstractCurvature, unit_length_first_step
 from .lbfgs import _curvature_pair
 
 
@@ -74,14 +74,8 @@ class BFGS(AbstractCurvature):
         return state.count == 0
 
     def solve(self, state: BFGSState, evaluation, linearisation, damping, context):
-        if damping is not None:
-            raise ValueError(
-                "BFGS keeps the inverse Hessian and cannot be combined with a damped "
-                "(trust-region) descent rule; use a line search."
-            )
+        # `damping` is always None: Solver rejects inverse models with trust regions.
         return -(state.inverse @ evaluation.grad), jnp.zeros((), jnp.int32)
 
     def initial_step(self, state: BFGSState, direction):
-        norm = jnp.linalg.norm(direction)
-        first = jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0))
-        return jnp.where(state.count == 0, first, 1.0).astype(direction.dtype)
+        return unit_length_first_step(state.count, direction)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from .._problem import Evaluation
-from ._base import AbstractCurvature, LinearSolveContext
+from ._base import AbstractCurvature, unit_length_first_step
 
 
 class LBFGSState(eqx.Module):
@@ -145,20 +145,13 @@ class LBFGS(AbstractCurvature):
         return state.count == 0
 
     def solve(self, state: LBFGSState, evaluation, linearisation, damping, context):
-        if damping is not None:
-            raise ValueError(
-                "L-BFGS gives the inverse Hessian directly and cannot be combined "
-                "with a damped (trust-region) descent rule; use a line search."
-            )
+        # `damping` is always None: Solver rejects inverse models with trust regions.
         return two_loop(state, -evaluation.grad), jnp.zeros((), jnp.int32)
 
     def initial_step(self, state: LBFGSState, direction):
         if self.init == "ase":
             return jnp.ones((), direction.dtype)
-        # Without curvature pairs H₀ = I carries no scale: try a unit-length step.
-        norm = jnp.linalg.norm(direction)
-        first = jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0))
-        return jnp.where(state.count == 0, first, 1.0).astype(direction.dtype)
+        return unit_length_first_step(state.count, direction)
 
 
 def two_loop(state: LBFGSState, v: Float[Array, " n"]) -> Float[Array, " n"]:
