@@ -118,3 +118,14 @@ def test_objective_nan_everywhere_after_start_reports_nonfinite():
     sol = qn.minimise(g, qn.LBFGS(), jnp.array([0.5]), throw=False, max_steps=100)
     assert sol.result == qn.RESULTS.nonfinite
     np.testing.assert_array_equal(sol.value, [0.5])
+
+
+def test_throw_under_jit_raises_even_if_only_value_is_returned():
+    # The check is threaded through `value` as well as `result`, so a jitted
+    # function returning only the value cannot drop it.
+    solve_value = jax.jit(lambda a: qn.minimise(lambda y, a: jnp.sum((y - a) ** 2), qn.LBFGS(), jnp.zeros(2), a).value)
+    np.testing.assert_allclose(solve_value(jnp.ones(2)), 1.0)
+    with pytest.raises(Exception, match="non-finite value"):
+        jax.block_until_ready(solve_value(jnp.array([1.0, jnp.nan])))
+    # ... and derivatives still flow through the checked value.
+    np.testing.assert_allclose(jax.grad(lambda a: jnp.sum(solve_value(a)))(jnp.ones(2)), [1.0, 1.0])

@@ -142,3 +142,26 @@ def test_float32_rosenbrock():
     assert sol.value.dtype == jnp.float32
     assert sol.result == qn.RESULTS.successful
     assert float(jnp.linalg.norm(sol.value - 1.0)) < 1e-3
+
+
+def test_parts_may_hold_array_fields():
+    # Parts are eqx.Modules; an array-valued hyperparameter (e.g. traced, or to be
+    # differentiated) must work like a Python float.
+    solver = qn.Solver(curvature=qn.curvature.LBFGS(init="ase", alpha=jnp.array(70.0)), descent=qn.descent.Zoom())
+    sol = qn.minimise(rosenbrock, solver, jnp.asarray(Y0), max_steps=500)
+    assert float(jnp.linalg.norm(sol.value - 1.0)) < 1e-5
+
+
+def test_damping_repairs_only_unsafe_pairs():
+    from quasinewton.curvature.lbfgs import _curvature_pair
+
+    s = jnp.array([1.0, 0.0])
+    # Negative curvature: damped so that sᵀy = 0.2·sᵀB₀s exactly (Powell), kept.
+    y, keep = _curvature_pair(s, jnp.array([-1.0, 0.5]), 2.0, "damp")
+    assert bool(keep) and float(jnp.dot(s, y)) == pytest.approx(0.2 * 2.0)
+    # The same pair is dropped by "skip".
+    _, keep = _curvature_pair(s, jnp.array([-1.0, 0.5]), 2.0, "skip")
+    assert not bool(keep)
+    # A safe pair with low curvature is left alone by "damp".
+    y, keep = _curvature_pair(s, jnp.array([0.01, 0.0]), 2.0, "damp")
+    assert bool(keep) and float(y[0]) == pytest.approx(0.01)

@@ -5,7 +5,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from ._problem import Evaluation, Problem, tree_where
 from ._solution import RESULTS, Termination
@@ -21,6 +21,7 @@ class LoopState(eqx.Module):
     - `trial`, `direction`: the next point to evaluate and the search direction
       (or trust-region step) that made it.
     - `curvature`, `descent`, `forcing`: the states of the solver's parts.
+    - `grad0_norm`: maxᵢ |∇f(y0)ᵢ|, the scale of the relative gradient test.
     - `num_*`: counters reported in `Solution.stats`.
     - `done`, `result`, `termination`: whether and how the solve ended.
     - `history`: the objective after each iteration, if recorded.
@@ -33,6 +34,7 @@ class LoopState(eqx.Module):
     curvature: Any
     descent: Any
     forcing: Any
+    grad0_norm: Scalar
     num_steps: Int[Array, ""]
     num_accepted_steps: Int[Array, ""]
     num_fn_evals: Int[Array, ""]
@@ -69,7 +71,8 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
     trial, direction, dstate, nlin = descent.propose(
         dstate, x0, ev0, model, jnp.array(True), jnp.zeros_like(x0)
     )
-    converged0 = finite0 & solver.gradient_test(x0, ev0)
+    grad0_norm = jnp.max(jnp.abs(ev0.grad))
+    converged0 = finite0 & solver.gradient_test(x0, ev0, jnp.zeros_like(grad0_norm))
     hist = None
     if history:
         hist = jnp.full((max_steps + 1,), jnp.nan, x0.dtype).at[0].set(ev0.f)
@@ -81,6 +84,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         curvature=cstate,
         descent=dstate,
         forcing=fstate,
+        grad0_norm=grad0_norm,
         num_steps=_int(0),
         num_accepted_steps=_int(0),
         num_fn_evals=_int(nf0),
@@ -111,8 +115,11 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         x = jnp.where(accept, state.trial, state.x)
         ev = tree_where(accept, ev_t, state.evaluation)
 
-        grad_ok = accept & solver.gradient_test(x, ev)
-        step_ok = accept & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev.f)
+        grad_ok = accept & solver.gradient_test(x, ev, state.grad0_norm)
+        # A step shortened by the descent rule (a backtracked line search) says the
+        # model was poor, not that the iterate has converged: only full steps count.
+        full_step = accept & descent.full_step(state.descent)
+        step_ok = full_step & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev)
         converged = grad_ok | step_ok
 
         # A failed search restarts once from a cleared memory; a second failure, or a
@@ -122,7 +129,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         restart = failed & ~memoryless & ~floor
         give_up = failed & memoryless & ~floor
         converged = converged | floor
-        cstate = jax.lax.cond(restart, curvature.reset, lambda c: c, cstate)
+        cstate = jax.lax.cond(restart, lambda c: curvature.reset(c), lambda c: c, cstate)
         new_search = accept | restart
 
         context, fstate = solver.linear_context(ev, state.forcing, state.num_steps + 1)
@@ -172,6 +179,7 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
             curvature=cstate,
             descent=dstate,
             forcing=fstate,
+            grad0_norm=state.grad0_norm,
             num_steps=num_steps,
             num_accepted_steps=state.num_accepted_steps + accept.astype(jnp.int32),
             num_fn_evals=state.num_fn_evals + nf + nf_extra,

@@ -48,7 +48,9 @@ def _solve(
         lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
     )
     state = adjoint.solve(problem, x0, solver, max_steps, history)
-    result = throw_if_failed(state.result) if throw else state.result
+    result, x = state.result, state.x
+    if throw:
+        result, x = throw_if_failed(result, x)
     stats = {
         "num_steps": state.num_steps,
         "num_accepted_steps": state.num_accepted_steps,
@@ -63,7 +65,7 @@ def _solve(
     if history:
         stats["loss_history"] = state.history
     return Solution(
-        value=problem.unravel(state.x),
+        value=problem.unravel(x),
         result=result,
         aux=state.evaluation.aux,
         stats=stats,

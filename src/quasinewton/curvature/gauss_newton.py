@@ -9,10 +9,11 @@ import lineax as lx
 
 from .._problem import Evaluation, Problem
 from ..linear._solve import solve_damped
+from ..linear.cg import ConjugateGradient
 from ..linear.preconditioners import gauss_newton_diagonal
 from ._base import AbstractCurvature
 
-_DEFAULT_CG = lx.CG(rtol=1e-4, atol=0.0, max_steps=100)
+_DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
 
 
 class GaussNewton(AbstractCurvature):
@@ -31,7 +32,7 @@ class GaussNewton(AbstractCurvature):
     least-squares problem min ‖[J; √D]p + [r; 0]‖ without squaring the condition
     number (as MINPACK does); `lx.Cholesky()` solves the normal equations (faster for
     many small problems); an iterative Lineax solver works on products. Matrix-free,
-    `lx.CG` (default `lx.CG(rtol=1e-4, atol=0, max_steps=100)`) with an optional
+    [`quasinewton.linear.ConjugateGradient`][] (default `rtol=1e-4, max_steps=100`) with an optional
     [`quasinewton.linear.Jacobi`][] preconditioner and forcing term.
     """
 

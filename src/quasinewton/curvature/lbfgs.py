@@ -42,20 +42,26 @@ def _curvature_pair(
 ) -> tuple[Float[Array, " n"], Bool[Array, ""]]:
     """Apply the pair safeguard; returns the (possibly damped) y and whether to keep it.
 
-    With `"damp"`, Powell's damping (Nocedal & Wright, 2006, Procedure 18.2) with
-    B₀ = b0·I replaces y by θy + (1-θ)B₀s so that sᵀy ≥ 0.2 sᵀB₀s.
+    A pair is unsafe when sᵀy ≤ eps·‖s‖‖y‖ (zero or negative curvature, possible
+    after an Armijo-only search or from round-off). `"skip"` drops unsafe pairs.
+    `"damp"` repairs them with Powell's damping (Nocedal & Wright, 2006,
+    Procedure 18.2) against B₀ = b0·I: y ← θy + (1−θ)B₀s with θ chosen so that
+    sᵀy = 0.2·sᵀB₀s. Safe pairs are never damped: damping them too would stop the
+    model from following a function that flattens out.
     """
     eps = jnp.finfo(s.dtype).eps
-    sy = jnp.dot(s, y)
-    ss = jnp.dot(s, s)
+
+    def is_safe(y):
+        sy, yy = jnp.dot(s, y), jnp.dot(y, y)
+        safe = (sy > eps * jnp.sqrt(jnp.dot(s, s) * yy)) & (yy > 0)
+        return safe & jnp.isfinite(sy) & jnp.isfinite(yy)
+
     if safeguard == "damp":
-        sbs = b0 * ss
-        theta = jnp.where(sy >= 0.2 * sbs, 1.0, 0.8 * sbs / jnp.maximum(sbs - sy, eps * sbs))
-        y = theta * y + (1 - theta) * b0 * s
         sy = jnp.dot(s, y)
-    yy = jnp.dot(y, y)
-    keep = (sy > eps * jnp.sqrt(ss * yy)) & (yy > 0) & jnp.isfinite(sy) & jnp.isfinite(yy)
-    return y, keep
+        sbs = b0 * jnp.dot(s, s)
+        theta = 0.8 * sbs / jnp.maximum(sbs - sy, eps * sbs)
+        y = jnp.where(is_safe(y), y, theta * y + (1 - theta) * b0 * s)
+    return y, is_safe(y)
 
 
 class LBFGS(AbstractCurvature):
@@ -76,7 +82,8 @@ class LBFGS(AbstractCurvature):
     - `alpha`: the stiffness for `init="ase"`.
     - `safeguard`: what to do with a pair whose sᵀy is not safely positive (possible
       after an Armijo-only line search or with round-off): `"skip"` it (default) or
-      `"damp"` it with Powell's damping so the memory never stops learning.
+      `"damp"` it with Powell's damping so that it still teaches the memory
+      something; see `_curvature_pair`.
     - `max_skipped`: after this many consecutive skipped pairs the memory is reset,
       so a stale model cannot persist.
     """
@@ -132,7 +139,7 @@ class LBFGS(AbstractCurvature):
         skipped = eqx.tree_at(lambda st: st.num_skipped, state, state.num_skipped + 1)
         skipped = jax.lax.cond(
             skipped.num_skipped > self.max_skipped,
-            self.reset,
+            lambda st: self.reset(st),
             lambda st: st,
             skipped,
         )

@@ -9,9 +9,10 @@ import lineax as lx
 
 from .._problem import Evaluation, Problem
 from ..linear._solve import solve_damped
+from ..linear.cg import ConjugateGradient
 from ._base import AbstractCurvature
 
-_DEFAULT_CG = lx.CG(rtol=1e-4, atol=0.0, max_steps=100)
+_DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
 
 
 class Newton(AbstractCurvature):

@@ -46,6 +46,13 @@ class AbstractDescent(eqx.Module):
         **Returns:** `(accept, failed, state)`; `failed` means the rule can find no
         acceptable point along its current model."""
 
+    def full_step(self, state: Any) -> Bool[Array, ""]:
+        """Whether the trial judged from `state` is the model's full step (for a line
+        search, the first trial of the search). Only full steps may end a solve by
+        the step test: a shortened step reflects a poor model, not convergence."""
+        del state
+        return jnp.array(True)
+
     def at_precision_floor(self, state: Any) -> Bool[Array, ""]:
         """Whether a failure of the rule is explained by floating point: the
         decrease its model predicted is below the rounding error of f."""

@@ -118,12 +118,18 @@ class _LineSearch(AbstractDescent):
         direction, state, num_linear = jax.lax.cond(new_search, start, carry_on, state)
         return x + state.alpha * direction, direction, state, num_linear
 
+    def full_step(self, state):
+        return state.count == 0
+
     def at_precision_floor(self, state):
-        # The full first step predicts a decrease of about α₀|φ′(0)|/2; rounding in
-        # f is about eps·|f| (times a margin for the sums inside f).
+        # The full first step predicts a decrease of about α₀|φ′(0)|/2. If a search
+        # along a descent direction found no decrease at all, f's rounding error is
+        # at least that large; when it is below √eps·|f| — rounding in a sum of
+        # small squared residuals is easily 10³·eps·|f| — the iterate is at the
+        # floor of what f can resolve.
         eps = jnp.finfo(state.phi0.dtype).eps
         predicted = 0.5 * state.alpha0 * jnp.abs(state.dphi0)
-        return predicted <= 100 * eps * jnp.abs(state.phi0)
+        return predicted <= jnp.sqrt(eps) * jnp.abs(state.phi0)
 
     def _exhausted(self, state, next_alpha, direction, x):
         """Out of trials, or the step no longer moves x in floating point."""

@@ -98,9 +98,10 @@ class TrustRegion(AbstractDescent):
         growth = jnp.where(accept, 2.0, 2.0 * state.growth)
         damping = jnp.clip(damping, self.min_damping, self.max_damping).astype(x.dtype)
 
-        # Both the predicted and the actual change are within rounding of f: no
-        # step can be told apart from standing still.
-        noise = 100 * eps * jnp.abs(current.f)
+        # Both the predicted and the actual change are below √eps·|f| and the trial
+        # was still rejected: the model and f disagree only by rounding (see
+        # Zoom.at_precision_floor), so no step can be told apart from standing still.
+        noise = jnp.sqrt(eps) * jnp.abs(current.f)
         floor = ~accept & trial_finite & (jnp.abs(predicted) <= noise) & (jnp.abs(actual) <= noise)
         failed = ~accept & ((state.damping >= self.max_damping) | floor)
         new_state = TrustRegionState(
@@ -131,10 +132,11 @@ class TrustRegion(AbstractDescent):
         # Predicted reduction −(∇fᵀp + ½pᵀBp), from B itself so that inexact
         # (CG) solves are judged correctly.
         predicted = -(jnp.dot(evaluation.grad, p) + 0.5 * model.quadratic(p))
-        # A failed solve (e.g. Cholesky of an indefinite B + λD) gives no step: the
+        # A failed solve (e.g. Cholesky of an indefinite B + λD, or CG breaking down
+        # at once) gives no step: the
         # trial stays at x with a nan prediction, so it is rejected, λ grows, and it
         # can never pass for convergence at the precision floor.
-        solved = jnp.all(jnp.isfinite(p)) & jnp.isfinite(predicted)
+        solved = jnp.all(jnp.isfinite(p)) & jnp.isfinite(predicted) & jnp.any(p != 0)
         predicted = jnp.where(solved, predicted, jnp.nan)
         p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(

@@ -1,5 +1,6 @@
 """Linear-solve parts: preconditioners and forcing terms for Lineax solvers."""
 
+from .cg import ConjugateGradient
 from .forcing import AbstractForcing, ConstantForcing, EisenstatWalker
 from .preconditioners import (
     AbstractPreconditioner,
@@ -11,6 +12,7 @@ from .preconditioners import (
 __all__ = [
     "AbstractForcing",
     "AbstractPreconditioner",
+    "ConjugateGradient",
     "ConstantForcing",
     "EisenstatWalker",
     "Jacobi",

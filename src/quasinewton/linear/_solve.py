@@ -9,6 +9,7 @@ import lineax as lx
 from jaxtyping import Array, Float
 
 from ..curvature._base import LinearSolveContext
+from .cg import ConjugateGradient
 from .preconditioners import hutchinson_diagonal
 
 _TAGS = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
@@ -19,7 +20,7 @@ def two_norm(v) -> Array:
 
 
 def is_iterative(solver) -> bool:
-    return isinstance(solver, (lx.CG, lx.GMRES, lx.BiCGStab))
+    return isinstance(solver, (ConjugateGradient, lx.CG, lx.GMRES, lx.BiCGStab))
 
 
 def with_forcing(solver: lx.CG, rtol, rhs) -> lx.CG:
@@ -62,8 +63,11 @@ def solve_damped(
     operator = lx.FunctionLinearOperator(damped, structure, tags=_TAGS)
     options = {}
     if is_iterative(solver):
-        if isinstance(solver, lx.CG) and context.rtol is not None:
-            solver = with_forcing(solver, context.rtol, rhs)
+        if context.rtol is not None:
+            if isinstance(solver, ConjugateGradient):
+                solver = eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (context.rtol, 0.0))
+            elif isinstance(solver, lx.CG):
+                solver = with_forcing(solver, context.rtol, rhs)
         if context.preconditioner is not None:
             key = jax.random.fold_in(
                 jax.random.PRNGKey(getattr(context.preconditioner, "seed", 0)),

@@ -37,8 +37,12 @@ def hutchinson_diagonal(
     (Bekas, Kokiopoulou & Saad, 2007). Unbiased; costs `num_probes` products with B.
     Its error in entry i grows with the off-diagonal entries of row i, so small
     diagonal entries next to large couplings are poorly estimated."""
-    probes = jax.random.rademacher(key, (num_probes, n), dtype=dtype)
-    return jnp.mean(probes * jax.vmap(matvec)(probes), axis=0)
+    def add_probe(i, total):
+        z = jax.random.rademacher(jax.random.fold_in(key, i), (n,), dtype=dtype)
+        return total + z * matvec(z)
+
+    # One probe at a time: memory of one product, not `num_probes` of them.
+    return jax.lax.fori_loop(0, num_probes, add_probe, jnp.zeros(n, dtype)) / num_probes
 
 
 def gauss_newton_diagonal(
@@ -51,8 +55,13 @@ def gauss_newton_diagonal(
     i of J (its variance is 2[(Σₖ Jₖᵢ²)² − Σₖ Jₖᵢ⁴]), so unknowns of very different
     scales are all estimated well, which is what Jacobi preconditioning needs. Costs
     `num_probes` vector-Jacobian products."""
-    probes = jax.random.rademacher(key, (num_probes, m), dtype=dtype)
-    return jnp.mean(jax.vmap(vjp)(probes) ** 2, axis=0)
+    def add_probe(i, total):
+        w = jax.random.rademacher(jax.random.fold_in(key, i), (m,), dtype=dtype)
+        return total + vjp(w) ** 2
+
+    # One probe at a time: memory of one product, not `num_probes` of them.
+    n = jax.eval_shape(vjp, jax.ShapeDtypeStruct((m,), dtype)).shape[0]
+    return jax.lax.fori_loop(0, num_probes, add_probe, jnp.zeros(n, dtype)) / num_probes
 
 
 class Jacobi(AbstractPreconditioner):
