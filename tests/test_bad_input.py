@@ -129,3 +129,12 @@ def test_throw_under_jit_raises_even_if_only_value_is_returned():
         jax.block_until_ready(solve_value(jnp.array([1.0, jnp.nan])))
     # ... and derivatives still flow through the checked value.
     np.testing.assert_allclose(jax.grad(lambda a: jnp.sum(solve_value(a)))(jnp.ones(2)), [1.0, 1.0])
+
+
+def test_preconditioner_and_forcing_checked():
+    with pytest.raises(TypeError, match="preconditioner part"):
+        qn.Solver(curvature=qn.curvature.GaussNewton(), descent=qn.descent.TrustRegion(), preconditioner="jacobi")
+    with pytest.raises(TypeError, match="forcing part"):
+        qn.Solver(curvature=qn.curvature.GaussNewton(), descent=qn.descent.TrustRegion(), forcing=0.1)
+    with pytest.raises(ValueError, match="would be ignored"):
+        qn.Solver(curvature=qn.curvature.LBFGS(), descent=qn.descent.Zoom(), preconditioner=qn.linear.Jacobi())

@@ -39,15 +39,18 @@ class Termination(eqx.Enumeration):
     """
 
     none = "The solve has not converged."
-    gradient = "The scaled gradient fell below atol + rtol·|f|."
+    gradient = (
+        "The gradient fell below atol, or by a factor rtol from the start, and the "
+        "relative gradient below atol + rtol."
+    )
     step = (
-        "The last accepted step changed the objective by at most atol + rtol·|f| "
-        "and every coordinate by at most atol + rtol·|y_i|."
+        "The last full step changed the objective by at most atol + rtol·|f| and "
+        "every coordinate by at most atol + rtol·|y_i|, near a stationary point."
     )
     precision = (
-        "No further decrease is possible in floating point: the model's predicted "
-        "decrease is below the rounding error of f, so the tolerances asked for "
-        "cannot be met and the iterate is as good as the precision allows."
+        "No further decrease is possible in floating point: no decrease was found "
+        "although the model predicted one below √eps·|f|, so the tolerances asked "
+        "for cannot be met and the iterate is as good as the precision allows."
     )
 
 

@@ -33,7 +33,7 @@ def _solve(
         )
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
         raise ValueError(f"`max_steps` must be a non-negative int, got {max_steps!r}.")
-    if kind == "scalar" and getattr(solver.curvature, "needs_residual", False):
+    if kind == "scalar" and solver.curvature.needs_residual:
         raise ValueError(
             f"{type(solver.curvature).__name__} models a sum of squares; use "
             "`least_squares` with it, or a scalar model such as qn.curvature.LBFGS."

@@ -96,6 +96,14 @@ def jtj_diagonal(
     the residuals to each unknown: what Jacobi preconditioning and Marquardt
     scaling divide by.
 
+    **Arguments:**
+
+    - `fn`, `y`, `args`, `has_aux`: the residuals and the point, as for
+      [`quasinewton.least_squares`][].
+    - `num_probes`: the number of random probes.
+    - `method`: `"residual"` or `"hutchinson"`, as above.
+    - `key`: seeds the probes (default `PRNGKey(0)`).
+
     **Returns:** the estimate, with the structure of `y`.
     """
     r, jvp, vjp, x, unravel = _linearised(fn, y, args, has_aux)

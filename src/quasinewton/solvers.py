@@ -68,8 +68,8 @@ class Solver(eqx.Module):
     curvature: AbstractCurvature
     descent: AbstractDescent
     linear_solver: lx.AbstractLinearSolver | None = None
-    preconditioner: Any = None
-    forcing: Any = None
+    preconditioner: AbstractPreconditioner | None = None
+    forcing: AbstractForcing | None = None
     rtol: float | None = None
     atol: float | None = None
 
@@ -91,12 +91,33 @@ class Solver(eqx.Module):
                 "line search (qn.descent.Zoom or qn.descent.Backtracking) with it, or a "
                 "Hessian model such as qn.curvature.GaussNewton."
             )
+        if self.preconditioner is not None and not isinstance(
+            self.preconditioner, AbstractPreconditioner
+        ):
+            raise TypeError(
+                "`preconditioner` must be a preconditioner part such as "
+                f"qn.linear.Jacobi(); got {type(self.preconditioner).__name__}."
+            )
+        if self.forcing is not None and not isinstance(self.forcing, AbstractForcing):
+            raise TypeError(
+                "`forcing` must be a forcing part such as qn.linear.EisenstatWalker(); "
+                f"got {type(self.forcing).__name__}."
+            )
+        if (self.preconditioner is not None or self.forcing is not None) and (
+            self.curvature.gives_inverse
+        ):
+            raise ValueError(
+                f"{type(self.curvature).__name__} solves no linear system, so a "
+                "preconditioner or forcing term would be ignored; drop them or use a "
+                "Hessian model (qn.curvature.GaussNewton, qn.curvature.Newton)."
+            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if isinstance(value, (int, float)) and value < 0:
                 raise ValueError(f"`{name}` must be non-negative, got {value}.")
 
     def tolerances(self, dtype) -> tuple[Any, Any]:
+        """`(rtol, atol)` for arrays of `dtype`, defaults filled in."""
         rtol, atol = default_tolerances(dtype)
         return (
             rtol if self.rtol is None else self.rtol,

@@ -39,12 +39,21 @@ class AbstractCurvature(eqx.Module):
     Models keep their memory in a state of arrays, updated after every accepted
     step; the loop calls `evaluate` once per iteration to get what the model needs
     at a trial point.
+
+    Subclasses declare three class flags:
+
+    - `gives_inverse`: `True` if `solve` returns −H∇f from an inverse model (no
+      damping possible, so trust regions are refused), `False` if it solves with B.
+    - `needs_linearisation`: `True` if `solve` needs the linearisation `evaluate`
+      returns (a function, valid only inside one iteration); after a rejected
+      trust-region trial the loop then re-evaluates the model at the iterate.
+    - `needs_residual`: `True` for models of a sum of squares (Gauss–Newton), which
+      `minimise` refuses.
     """
 
     gives_inverse: ClassVar[bool]
-    # True when `solve` needs the in-iteration linearisation returned by `evaluate`,
-    # which cannot be kept in the loop state (it holds functions, not arrays).
     needs_linearisation: ClassVar[bool] = False
+    needs_residual: ClassVar[bool] = False
 
     def evaluate(self, problem: Problem, x: Float[Array, " n"]):
         """Evaluate the objective at `x`.

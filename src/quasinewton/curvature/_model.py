@@ -2,8 +2,6 @@
 
 from typing import Any
 
-import jax.numpy as jnp
-
 from .._problem import Evaluation
 from ._base import AbstractCurvature, LinearSolveContext
 
@@ -38,6 +36,7 @@ class Model:
         )
 
     def initial_step(self, direction):
+        """The first step length a line search should try along `direction`."""
         return self.curvature.initial_step(self.state, direction)
 
     def quadratic(self, p):
@@ -47,7 +46,3 @@ class Model:
     def diagonal(self):
         """diag(B), for Marquardt scaling and Jacobi preconditioning."""
         return self.curvature.diagonal(self.state, self.evaluation, self.linearisation)
-
-    @property
-    def dtype(self):
-        return jnp.result_type(self.evaluation.f)

@@ -39,7 +39,7 @@ class GaussNewton(AbstractCurvature):
     materialise: bool | Literal["auto"] = eqx.field(default="auto", static=True)
 
     gives_inverse: ClassVar[bool] = False
-    needs_residual: ClassVar[bool] = True
+    needs_residual: ClassVar[bool] = True  # pyright: ignore
 
     @property
     def needs_linearisation(self) -> bool:  # pyright: ignore

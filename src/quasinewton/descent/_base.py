@@ -18,12 +18,17 @@ class AbstractDescent(eqx.Module):
     `judge` (accept or not, and whether the rule has run out of options), then
     `propose` (the next trial point). Line-search trials and rejected trust-region
     steps are therefore iterations of the single loop, not nested loops.
+
+    Subclasses declare two class flags:
+
+    - `solves_every_iteration`: `True` if `propose` solves the curvature model at
+      every iteration (trust regions), `False` if only when a new search starts
+      (line searches).
+    - `needs_damping`: `True` if the rule damps a Hessian model (B + D), which
+      inverse models cannot give; [`quasinewton.Solver`][] refuses that pairing.
     """
 
-    # True if `propose` solves the curvature model at every iteration (trust
-    # regions), False if only when a new search starts (line searches).
     solves_every_iteration: ClassVar[bool]
-    # True if the rule needs a damped model (B + D), which inverse models cannot give.
     needs_damping: ClassVar[bool]
 
     @abc.abstractmethod

@@ -22,7 +22,13 @@ class AbstractForcing(eqx.Module):
 
 
 class ConstantForcing(AbstractForcing):
-    """A fixed relative tolerance η."""
+    """A fixed relative tolerance η for every inner solve.
+
+    **Arguments:**
+
+    - `rtol`: η; small values make the inner solve nearly exact (a Newton method),
+      large ones cheap and inexact.
+    """
 
     rtol: float = 1e-2
 
