@@ -22,6 +22,7 @@ class LoopState(eqx.Module):
       (or trust-region step) that made it.
     - `curvature`, `descent`, `forcing`: the states of the solver's parts.
     - `grad0_norm`: maxᵢ |∇f(y0)ᵢ|, the scale of the relative gradient test.
+    - `started`: whether the start point has been evaluated (by the first iteration).
     - `num_*`: counters reported in `Solution.stats`.
     - `done`, `result`, `termination`: whether and how the solve ended.
     - `history`: the objective after each iteration, if recorded.
@@ -35,6 +36,7 @@ class LoopState(eqx.Module):
     descent: Any
     forcing: Any
     grad0_norm: Scalar
+    started: Bool[Array, ""]
     num_steps: Int[Array, ""]
     num_accepted_steps: Int[Array, ""]
     num_fn_evals: Int[Array, ""]
@@ -58,67 +60,83 @@ def _int(value) -> Int[Array, ""]:
     return jnp.asarray(value, jnp.int32)
 
 
+def _placeholder(curvature, problem: Problem, x0) -> Evaluation:
+    """An evaluation of the right structure, to be replaced by the one at `x0`."""
+    shapes = jax.eval_shape(lambda x: curvature.evaluate(problem, x)[0], x0)
+
+    def fill(leaf):
+        value = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
+        return jnp.full(leaf.shape, value, leaf.dtype)
+
+    return jax.tree.map(fill, shapes)
+
+
 def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool):
-    """Run `solver` on `problem` from `x0`; returns the final `LoopState`."""
+    """Run `solver` on `problem` from `x0`; returns the final `LoopState`.
+
+    The start point is evaluated by the loop's first iteration, which accepts it
+    unconditionally (if finite), so the objective, its derivatives and the model's
+    solve each appear once in the compiled program.
+    """
     curvature, descent = solver.curvature, solver.descent
 
-    ev0, lin0, nf0, nj0 = curvature.evaluate(problem, x0)
-    finite0 = all_finite(ev0)
-    cstate = curvature.init_state(x0, ev0)
-    dstate = descent.init_state(x0, ev0)
-    context, fstate = solver.linear_context(ev0, None, 0)
-    model = Model(curvature, cstate, ev0, lin0, context)
-    trial, direction, dstate, nlin = descent.propose(
-        dstate, x0, ev0, model, jnp.array(True), jnp.zeros_like(x0)
-    )
-    grad0_norm = jnp.max(jnp.abs(ev0.grad))
-    converged0 = finite0 & solver.gradient_test(x0, ev0, jnp.zeros_like(grad0_norm))
+    placeholder = _placeholder(curvature, problem, x0)
+    _, fstate = solver.linear_context(placeholder, None, 0)
     hist = None
     if history:
-        hist = jnp.full((max_steps + 1,), jnp.nan, x0.dtype).at[0].set(ev0.f)
+        hist = jnp.full((max_steps + 1,), jnp.nan, x0.dtype)
     init = LoopState(
         x=x0,
-        evaluation=ev0,
-        trial=trial,
-        direction=direction,
-        curvature=cstate,
-        descent=dstate,
+        evaluation=placeholder,
+        trial=x0,
+        direction=jnp.zeros_like(x0),
+        curvature=curvature.init_state(x0, placeholder),
+        descent=descent.init_state(x0, placeholder),
         forcing=fstate,
-        grad0_norm=grad0_norm,
+        grad0_norm=jnp.zeros((), x0.dtype),
+        started=jnp.array(False),
         num_steps=_int(0),
         num_accepted_steps=_int(0),
-        num_fn_evals=_int(nf0),
-        num_jac_evals=_int(nj0),
-        num_linear_steps=_int(nlin),
-        done=~finite0 | converged0,
-        result=RESULTS.where(finite0, RESULTS.successful, RESULTS.nonfinite),
-        termination=Termination.where(converged0, Termination.gradient, Termination.none),
+        num_fn_evals=_int(0),
+        num_jac_evals=_int(0),
+        num_linear_steps=_int(0),
+        done=jnp.array(False),
+        result=RESULTS.successful,
+        termination=Termination.none,
         history=hist,
     )
 
     def cond_fun(state: LoopState):
-        return ~state.done & (state.num_steps < max_steps)
+        return ~state.done & ((state.num_steps < max_steps) | ~state.started)
 
     def body_fun(state: LoopState):
+        first = ~state.started
         ev_t, lin_t, nf, nj = curvature.evaluate(problem, state.trial)
         finite_t = all_finite(ev_t)
-        accept, failed, dstate = descent.judge(
+        judged, failed, judged_state = descent.judge(
             state.descent, state.x, state.evaluation, ev_t, finite_t, state.direction
         )
+        # The first iteration evaluates the start point: accepted if finite, and
+        # nothing to judge or learn from yet.
+        accept = jnp.where(first, finite_t, judged)
+        failed = failed & ~first
+        dstate = tree_where(first, state.descent, judged_state)
         step = state.trial - state.x
         cstate = jax.lax.cond(
-            accept,
+            accept & ~first,
             lambda c: curvature.update(c, step, state.evaluation, ev_t),
             lambda c: c,
             state.curvature,
         )
         x = jnp.where(accept, state.trial, state.x)
         ev = tree_where(accept, ev_t, state.evaluation)
+        grad0_norm = jnp.where(first, jnp.max(jnp.abs(ev_t.grad)), state.grad0_norm)
 
-        grad_ok = accept & solver.gradient_test(x, ev, state.grad0_norm)
+        # At the start only the absolute part of the gradient test applies.
+        grad_ok = accept & solver.gradient_test(x, ev, jnp.where(first, 0.0, grad0_norm))
         # A step shortened by the descent rule (a backtracked line search) says the
         # model was poor, not that the iterate has converged: only full steps count.
-        full_step = accept & descent.full_step(state.descent)
+        full_step = accept & ~first & descent.full_step(state.descent)
         step_ok = full_step & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev)
         converged = grad_ok | step_ok
 
@@ -128,11 +146,13 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         memoryless = curvature.is_reset(cstate)
         restart = failed & ~memoryless & ~floor
         give_up = failed & memoryless & ~floor
+        bad_start = first & ~finite_t
         converged = converged | floor
         cstate = jax.lax.cond(restart, lambda c: curvature.reset(c), lambda c: c, cstate)
         new_search = accept | restart
 
-        context, fstate = solver.linear_context(ev, state.forcing, state.num_steps + 1)
+        num_steps = state.num_steps + (~first).astype(jnp.int32)
+        context, fstate = solver.linear_context(ev, state.forcing, num_steps)
 
         def propose(linearisation):
             model = Model(curvature, cstate, ev, linearisation, context)
@@ -153,9 +173,8 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         else:
             trial, direction, dstate, nlin = propose(lin_t)
 
-        num_steps = state.num_steps + 1
         result = RESULTS.where(
-            give_up,
+            give_up | bad_start,
             RESULTS.where(finite_t, RESULTS.search_failed, RESULTS.nonfinite),
             RESULTS.successful,
         )
@@ -179,13 +198,14 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
             curvature=cstate,
             descent=dstate,
             forcing=fstate,
-            grad0_norm=state.grad0_norm,
+            grad0_norm=grad0_norm,
+            started=jnp.array(True),
             num_steps=num_steps,
-            num_accepted_steps=state.num_accepted_steps + accept.astype(jnp.int32),
+            num_accepted_steps=state.num_accepted_steps + (accept & ~first).astype(jnp.int32),
             num_fn_evals=state.num_fn_evals + nf + nf_extra,
             num_jac_evals=state.num_jac_evals + nj + nj_extra,
             num_linear_steps=state.num_linear_steps + nlin,
-            done=converged | give_up,
+            done=converged | give_up | bad_start,
             result=result,
             termination=termination,
             history=hist,

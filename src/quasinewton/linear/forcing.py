@@ -64,6 +64,8 @@ class EisenstatWalker(AbstractForcing):
             eta = jnp.asarray(self.initial_rtol, dtype)
             return eta, (gnorm, eta)
         prev_gnorm, prev_eta = state
+        # Before the first iterate is known the loop passes a nan norm.
+        first = ~jnp.isfinite(prev_gnorm)
         ratio = gnorm / jnp.where(prev_gnorm > 0, prev_gnorm, 1.0)
         eta = self.gamma * ratio**self.exponent
         guard = self.gamma * prev_eta**self.exponent
@@ -72,5 +74,6 @@ class EisenstatWalker(AbstractForcing):
         # A rejected trial leaves the iterate unchanged: keep the previous η.
         moved = gnorm != prev_gnorm
         eta = jnp.where(moved, eta, prev_eta)
+        eta = jnp.where(first, jnp.asarray(self.initial_rtol, dtype), eta)
         return eta, (gnorm, eta)
 

@@ -1,0 +1,780 @@
+"""Many small fits at once: quasinewton vs Optimistix, JAXopt and SciPy.
+
+What
+----
+10⁴ independent least-squares fits by default (``--num-fits``, up to 10⁶), of two
+models, each solved by every solver from the same data and starts:
+
+(a) **Exponential decay** ``y = a·exp(−b·t) + c`` on m = 50 points t = linspace(0, 4),
+    3 parameters. True parameters per fit: a ~ U[1, 3], b ~ U[0.5, 2], c ~ U[0, 1]
+    (independent); Gaussian noise σ = 0.05; start (1, 1, 0) for every fit.
+(b) **Gpufit's GAUSS_2D benchmark** (``examples/Gpufit_Cpufit_Performance_Comparison.cpp``
+    in github.com/gpufit/Gpufit): a 5×5 pixel grid with pixel coordinates 0..4,
+    model ``amp·exp(−((x − x0)² + (y − y0)²)/(2·w²)) + offset``, 5 parameters. True
+    parameters (amp, x0, y0, w, offset) = (500, 2, 2, 1, 10), each multiplied per fit by
+    an independent factor ~ U[0.9, 1.1]; the start is the fit's true parameters
+    multiplied again by independent factors ~ U[0.9, 1.1]. Gaussian noise at SNR 10.
+    Gpufit defines the SNR of this benchmark as mean signal / σ_noise, the mean signal
+    being the Gaussian's integral spread over its full-width-at-tenth-maximum square,
+    2π·amp·w² / (4.292·w)², evaluated at the *nominal* parameters (amp = 500, w = 1):
+    σ_noise = 170.5 / 10 = 17.05 for every fit (``--snr-definition gpufit``, the
+    default). ``--snr-definition peak`` uses σ_noise = amp/SNR = 50 instead.
+
+Solvers, side by side in one process, all under ``jax.jit`` + ``jax.vmap`` except SciPy:
+
+- ``qn.LevenbergMarquardt(rtol=tol, atol=tol)`` (QR steps) and the same with
+  ``linear_solver=lx.Cholesky()``; ``qn.least_squares(..., max_steps=256,
+  throw=False)``; the vmapped function returns the whole batched ``qn.Solution``.
+- Optimistix ``optx.LevenbergMarquardt(rtol=tol, atol=tol)`` via
+  ``optx.least_squares(..., max_steps=256, throw=False)``. Optimistix 0.1.0 cannot
+  return its whole ``Solution`` from ``jax.vmap`` (its state holds a jaxpr, "not a
+  valid JAX type"); the script tries, and falls back to returning only ``.value``
+  and ``.result`` (the tables say which happened).
+- JAXopt ``jaxopt.LevenbergMarquardt(stop_criterion="madsen-nielsen", xtol=tol,
+  gtol=tol, maxiter=256, materialize_jac=True, solver="cholesky")``: dense
+  normal-equation steps, the natural choice for 3–5 unknowns. It has no success
+  flag; a fit counts as successful if it stopped before ``maxiter`` at a finite
+  point.
+- SciPy ``least_squares(method="lm", xtol=ftol=gtol=tol, max_nfev=256)`` (MINPACK) in
+  a Python loop with the residual and an exact Jacobian (``jax.jacfwd``) each
+  ``jax.jit``-ed, in float64 only (SciPy's ``lm`` works in float64). Only the first
+  ``--scipy-fits`` fits (500 by default) are run; fits/s is measured on them and
+  stands for the whole batch (extrapolated: the loop's cost is linear in the
+  number of fits).
+
+Tolerances: tol = 1e-8 in float64 and 1e-5 in float32 (``--tol64``, ``--tol32``).
+
+Precision: ``jax_enable_x64`` is switched on at import so that both dtypes are
+available, but the float32 solves are traced and run inside
+``jax.enable_x64(False)``, as in a float32-only program. With 64-bit types on,
+Optimistix 0.1.0's LevenbergMarquardt fails on float32 problems (its trust-region
+step size starts as a float64 ``jnp.array(1.0)``, so the damped operator's output
+structure is float64: "Vector and operator structures do not match"), and JAXopt
+builds its damping term from a float64 ``jnp.identity`` and so solves its float32
+normal equations in float64. quasinewton's float32 solve has no float64 operation
+either way. ``--x64-in-float32`` keeps 64-bit types on during the float32 solves.
+
+Measured, per solver (each in the same process, one after another, after
+``jax.clear_caches()``):
+
+- *compile (s)*: the first call of the jitted batch (trace + compile + run) minus
+  the second call (run only). For SciPy: the first fit (jit of r and J) minus the
+  second.
+- *fits/s*: number of fits / median wall time of ``--repeats`` runs of the whole
+  batch (3; the second call above is the first of them), each ended by
+  ``jax.block_until_ready``; and its ratio to Optimistix LM in the same table.
+- *at best cost*: the share of fits whose final cost ½‖r‖², recomputed in float64
+  by one common NumPy function from the float64 data at the returned parameters
+  (cast to float64), is ≤ best·(1 + 1e-6) + abs_tol, where best is the lowest such
+  cost any solver in the same table (same model and dtype) found for that fit
+  (SciPy only for the fits it ran). Why 1e-6: float32 arithmetic resolves the cost
+  only to about eps₃₂·f ≈ 1.2e-7·f, so a float32 solve that stopped at the
+  precision floor must pass, while one that stopped well short of the minimum
+  fails; in float64 1e-6 is far looser than the solvers' reach, so failures there
+  are genuinely worse local results (a different minimum, or a stop far from one).
+  abs_tol = 1e-12·m·σ²/2 (m·σ²/2 is the expected cost at the truth): the costs are
+  χ²-distributed around (m − n)·σ²/2 and never near 0, so the absolute term only
+  guards against a zero best cost and never decides a comparison in practice.
+  Non-finite parameters count as cost +inf.
+- *success*: the share of fits that reported success (qn / Optimistix:
+  ``RESULTS.successful``; JAXopt: see above; SciPy: ``status > 0``).
+
+Batches larger than ``--chunk-size`` (10⁵) are processed in chunks of that size by
+``jax.lax.map(..., batch_size=chunk)`` (a sequential loop over vmapped chunks) to
+bound memory; with the default 10⁴ fits every solver sees one vmap over all fits.
+
+Reproduce (2-core CPU; data come from fixed NumPy seeds):
+
+    python benchmarks/batched_fits.py                      # 10⁴ fits, both models, both dtypes (~4 min)
+    python benchmarks/batched_fits.py --quick              # smoke test: 500 fits, 1 timing run
+    python benchmarks/batched_fits.py --num-fits 1000000 --model gauss2d --dtype float32
+    python benchmarks/batched_fits.py --out results.md     # also write the tables
+
+or ``python3 run.py bench batched_fits.py [options]``. Timings on a shared machine are
+noisy: read the ratios, measured in the same run, rather than the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_STEPS = 256
+BEST_RTOL = 1e-6  # "at best cost": relative slack on the best cost found
+BEST_ATOL_FACTOR = 1e-12  # ... plus this times m·σ²/2
+
+# ----------------------------------------------------------------------------------
+# Models and data
+# ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Problem:
+    """A batch of fits of one model.
+
+    `residual(p, shared, data)` is the JAX residual of one fit (p: parameters,
+    shared: arrays common to all fits, data: this fit's observations);
+    `cost64(P, shared, D)` is ½‖r‖² in float64 NumPy for all fits at once.
+    """
+
+    name: str
+    title: str
+    description: str
+    residual: Callable
+    cost64: Callable
+    shared: tuple  # float64 NumPy arrays common to every fit
+    data: np.ndarray  # (num_fits, m) float64
+    y0: np.ndarray  # (num_fits, n) float64
+    truth: np.ndarray  # (num_fits, n) float64
+    noise_sigma: float
+
+    @property
+    def num_fits(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.y0.shape[1]
+
+    @property
+    def abs_tol(self) -> float:
+        return BEST_ATOL_FACTOR * self.m * self.noise_sigma**2 / 2
+
+
+def exp_residual(p, shared, data):
+    (t,) = shared
+    a, b, c = p[0], p[1], p[2]
+    return a * jnp.exp(-b * t) + c - data
+
+
+def exp_cost64(P, shared, D):
+    (t,) = shared
+    with np.errstate(all="ignore"):
+        r = P[:, 0:1] * np.exp(-P[:, 1:2] * t) + P[:, 2:3] - D
+        return 0.5 * np.sum(r * r, axis=1)
+
+
+def make_exp_problem(num_fits: int, seed: int = 1) -> Problem:
+    """y = a·exp(−b·t) + c, 50 points on [0, 4], σ = 0.05, start (1, 1, 0)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 4.0, 50)
+    truth = np.stack(
+        [
+            rng.uniform(1.0, 3.0, num_fits),
+            rng.uniform(0.5, 2.0, num_fits),
+            rng.uniform(0.0, 1.0, num_fits),
+        ],
+        axis=1,
+    )
+    sigma = 0.05
+    clean = truth[:, 0:1] * np.exp(-truth[:, 1:2] * t) + truth[:, 2:3]
+    data = clean + sigma * rng.standard_normal(clean.shape)
+    y0 = np.broadcast_to(np.array([1.0, 1.0, 0.0]), truth.shape).copy()
+    return Problem(
+        name="exp",
+        title="Exponential decay y = a·exp(−b·t) + c",
+        description=(
+            "m = 50 points, t = linspace(0, 4); n = 3; truth a ~ U[1, 3], "
+            "b ~ U[0.5, 2], c ~ U[0, 1]; noise σ = 0.05; start (1, 1, 0)"
+        ),
+        residual=exp_residual,
+        cost64=exp_cost64,
+        shared=(t,),
+        data=data,
+        y0=y0,
+        truth=truth,
+        noise_sigma=sigma,
+    )
+
+
+GAUSS_SIZE = 5
+GAUSS_TRUE = np.array([500.0, 2.0, 2.0, 1.0, 10.0])  # amp, x0, y0, width, offset
+GAUSS_SNR = 10.0
+
+
+def gauss2d_residual(p, shared, data):
+    x, y = shared
+    amp, x0, y0, w, offset = p[0], p[1], p[2], p[3], p[4]
+    arg = ((x - x0) ** 2 + (y - y0) ** 2) / (2 * w * w)
+    return amp * jnp.exp(-arg) + offset - data
+
+
+def gauss2d_model64(P, x, y):
+    """The GAUSS_2D model for all fits at once, float64 NumPy: (num_fits, 25)."""
+    amp, x0, y0, w, off = (P[:, i : i + 1] for i in range(5))
+    return amp * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * w * w)) + off
+
+
+def gauss2d_cost64(P, shared, D):
+    with np.errstate(all="ignore"):
+        r = gauss2d_model64(P, *shared) - D
+        return 0.5 * np.sum(r * r, axis=1)
+
+
+def gauss_noise_sigma(definition: str) -> float:
+    """σ_noise at SNR 10 from the nominal parameters (amp = 500, w = 1)."""
+    amp, w = GAUSS_TRUE[0], GAUSS_TRUE[3]
+    if definition == "gpufit":
+        # Gpufit_Cpufit_Performance_Comparison.cpp, add_gauss_noise: the mean signal
+        # over the full-width-at-tenth-maximum square.
+        fwtm = 4.292 * w
+        mean_signal = 2 * np.pi * amp * w * w / (fwtm * fwtm)
+        return mean_signal / GAUSS_SNR
+    return amp / GAUSS_SNR  # "peak"
+
+
+def make_gauss2d_problem(num_fits: int, snr_definition: str, seed: int = 2) -> Problem:
+    """Gpufit's GAUSS_2D benchmark on a 5×5 grid."""
+    rng = np.random.default_rng(seed)
+    truth = GAUSS_TRUE * rng.uniform(0.9, 1.1, (num_fits, 5))
+    y0 = truth * rng.uniform(0.9, 1.1, (num_fits, 5))
+    # Pixel (ix, iy) is point iy·5 + ix, as in Gpufit; coordinates 0..4.
+    iy, ix = np.divmod(np.arange(GAUSS_SIZE * GAUSS_SIZE), GAUSS_SIZE)
+    x, y = ix.astype(np.float64), iy.astype(np.float64)
+    clean = gauss2d_model64(truth, x, y)
+    sigma = gauss_noise_sigma(snr_definition)
+    data = clean + sigma * rng.standard_normal(clean.shape)
+    if snr_definition == "gpufit":
+        snr_text = (
+            f"SNR 10 as Gpufit defines it: σ = (2π·amp·w²/(4.292·w)²)/10 at the nominal "
+            f"amp = 500, w = 1, i.e. σ = {sigma:.2f} for every fit"
+        )
+    else:
+        snr_text = f"SNR 10 as peak amplitude / σ: σ = 500/10 = {sigma:.0f} for every fit"
+    return Problem(
+        name="gauss2d",
+        title="Gpufit GAUSS_2D, 5×5 pixels",
+        description=(
+            "m = 25 pixels at coordinates 0..4; n = 5; truth (amp, x0, y0, w, offset) = "
+            "(500, 2, 2, 1, 10)·U[0.9, 1.1] each; start = truth·U[0.9, 1.1] each; "
+            + snr_text
+        ),
+        residual=gauss2d_residual,
+        cost64=gauss2d_cost64,
+        shared=(x, y),
+        data=data,
+        y0=y0,
+        truth=truth,
+        noise_sigma=sigma,
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Solvers
+# ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """What one solver produced on one batch."""
+
+    params: np.ndarray | None = None  # (fits run, n), float64
+    success: np.ndarray | None = None  # (fits run,) bool
+    num_fits: int = 0  # fits run (SciPy: a subset)
+    compile_s: float | None = None
+    run_s: list[float] = dataclasses.field(default_factory=list)
+    note: str = ""
+    error: str | None = None
+
+    @property
+    def fits_per_s(self) -> float | None:
+        if not self.run_s:
+            return None
+        return self.num_fits / float(np.median(self.run_s))
+
+
+def batched(fn: Callable, num_fits: int, chunk: int) -> Callable:
+    """vmap `fn(y0, data, shared)` over the first two arguments, in chunks if the
+    batch is larger than `chunk`."""
+    vfn = jax.vmap(fn, in_axes=(0, 0, None))
+    if num_fits <= chunk:
+        return vfn
+
+    def chunked(y0s, datas, shared):
+        return jax.lax.map(lambda xs: fn(xs[0], xs[1], shared), (y0s, datas), batch_size=chunk)
+
+    return chunked
+
+
+def time_jax(call: Callable, repeats: int) -> tuple[object, float, list[float]]:
+    """First call (compile + run), then `repeats` runs; returns (output, compile, runs)."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(call())
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(call())
+        runs.append(time.perf_counter() - t0)
+    return out, max(first - runs[0], 0.0), runs
+
+
+def run_qn(problem: Problem, dtype, tol: float, repeats: int, chunk: int, cholesky: bool) -> Run:
+    import lineax as lx
+
+    import quasinewton as qn
+
+    solver = qn.LevenbergMarquardt(
+        rtol=tol, atol=tol, linear_solver=lx.Cholesky() if cholesky else None
+    )
+    residual = problem.residual
+
+    def fit(y0, data, shared):
+        return qn.least_squares(
+            lambda p, args: residual(p, *args),
+            solver,
+            y0,
+            (shared, data),
+            max_steps=MAX_STEPS,
+            throw=False,
+        )
+
+    f = jax.jit(batched(fit, problem.num_fits, chunk))
+    y0s, datas, shared = device_inputs(problem, dtype)
+    sol, compile_s, runs = time_jax(lambda: f(y0s, datas, shared), repeats)
+    return Run(
+        params=np.asarray(sol.value, np.float64),
+        success=np.asarray(sol.result == qn.RESULTS.successful),
+        num_fits=problem.num_fits,
+        compile_s=compile_s,
+        run_s=runs,
+        note="whole `qn.Solution` returned from vmap",
+    )
+
+
+def run_optimistix(problem: Problem, dtype, tol: float, repeats: int, chunk: int) -> Run:
+    import optimistix as optx
+
+    solver = optx.LevenbergMarquardt(rtol=tol, atol=tol)
+    residual = problem.residual
+    y0s, datas, shared = device_inputs(problem, dtype)
+
+    def solve(y0, data, shared):
+        return optx.least_squares(
+            lambda p, args: residual(p, *args),
+            solver,
+            y0,
+            (shared, data),
+            max_steps=MAX_STEPS,
+            throw=False,
+        )
+
+    # First try to return the whole Solution, as qn does; Optimistix 0.1.0 fails
+    # at trace time (its state holds a jaxpr), so fall back to (value, result).
+    note = "whole `optx.Solution` returned from vmap"
+    try:
+        f = jax.jit(batched(solve, problem.num_fits, chunk))
+        jax.eval_shape(f, y0s, datas, shared)
+        whole = True
+    except TypeError as e:
+        whole = False
+        first_line = str(e).splitlines()[0][:60]
+        note = (
+            "returns only `.value`, `.result` from vmap (the whole `optx.Solution` "
+            f"fails: TypeError '{first_line}… is not a valid JAX type')"
+        )
+
+        def value_result(y0, data, shared):
+            sol = solve(y0, data, shared)
+            return sol.value, sol.result
+
+        f = jax.jit(batched(value_result, problem.num_fits, chunk))
+    jax.clear_caches()  # the failed attempt traced some of the same functions
+    out, compile_s, runs = time_jax(lambda: f(y0s, datas, shared), repeats)
+    value, result = (out.value, out.result) if whole else out
+    return Run(
+        params=np.asarray(value, np.float64),
+        success=np.asarray(result == optx.RESULTS.successful),
+        num_fits=problem.num_fits,
+        compile_s=compile_s,
+        run_s=runs,
+        note=note,
+    )
+
+
+def run_jaxopt(problem: Problem, dtype, tol: float, repeats: int, chunk: int) -> Run:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import jaxopt
+
+    residual = problem.residual
+    solver = jaxopt.LevenbergMarquardt(
+        residual_fun=lambda p, shared, data: residual(p, shared, data),
+        maxiter=MAX_STEPS,
+        stop_criterion="madsen-nielsen",
+        xtol=tol,
+        gtol=tol,
+        tol=tol,
+        materialize_jac=True,
+        solver="cholesky",
+    )
+
+    def fit(y0, data, shared):
+        params, state = solver.run(y0, shared, data)
+        return params, state.iter_num
+
+    f = jax.jit(batched(fit, problem.num_fits, chunk))
+    y0s, datas, shared = device_inputs(problem, dtype)
+    (params, iters), compile_s, runs = time_jax(lambda: f(y0s, datas, shared), repeats)
+    params = np.asarray(params, np.float64)
+    success = (np.asarray(iters) < MAX_STEPS) & np.all(np.isfinite(params), axis=1)
+    return Run(
+        params=params,
+        success=success,
+        num_fits=problem.num_fits,
+        compile_s=compile_s,
+        run_s=runs,
+        note="success := stopped before maxiter at a finite point",
+    )
+
+
+def run_scipy(problem: Problem, tol: float, repeats: int, subset: int) -> Run:
+    from scipy.optimize import least_squares
+
+    k = min(subset, problem.num_fits)
+    residual = problem.residual
+    shared = tuple(jnp.asarray(s) for s in problem.shared)
+    res = jax.jit(lambda p, d: residual(p, shared, d))
+    jac = jax.jit(jax.jacfwd(lambda p, d: residual(p, shared, d)))
+    y0s, datas = problem.y0[:k], problem.data[:k]
+
+    def fit(i):
+        d = jnp.asarray(datas[i])
+        return least_squares(
+            lambda p: np.asarray(res(p, d)),
+            y0s[i],
+            jac=lambda p: np.asarray(jac(p, d)),
+            method="lm",
+            xtol=tol,
+            ftol=tol,
+            gtol=tol,
+            max_nfev=MAX_STEPS,
+        )
+
+    t0 = time.perf_counter()
+    fit(0)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit(0)
+    second = time.perf_counter() - t0
+
+    runs, params, success = [], None, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sols = [fit(i) for i in range(k)]
+        runs.append(time.perf_counter() - t0)
+        params = np.stack([s.x for s in sols])
+        success = np.array([s.status > 0 for s in sols])
+    return Run(
+        params=params,
+        success=success,
+        num_fits=k,
+        compile_s=max(first - second, 0.0),
+        run_s=runs,
+        note=f"first {k} fits only, in a Python loop; fits/s extrapolated to the batch",
+    )
+
+
+def device_inputs(problem: Problem, dtype):
+    return (
+        jnp.asarray(problem.y0, dtype),
+        jnp.asarray(problem.data, dtype),
+        tuple(jnp.asarray(s, dtype) for s in problem.shared),
+    )
+
+
+@dataclasses.dataclass
+class SolverSpec:
+    key: str
+    label: str
+    settings: Callable[[float], str]
+    run: Callable  # (problem, dtype, tol, opts) -> Run
+    float64_only: bool = False
+
+
+SOLVERS = [
+    SolverSpec(
+        "qn",
+        "qn LevenbergMarquardt (QR)",
+        lambda tol: f"rtol = atol = {tol:g}",
+        lambda p, dt, tol, o: run_qn(p, dt, tol, o.repeats, o.chunk_size, cholesky=False),
+    ),
+    SolverSpec(
+        "qn-cholesky",
+        "qn LevenbergMarquardt (Cholesky)",
+        lambda tol: f"rtol = atol = {tol:g}, `linear_solver=lx.Cholesky()`",
+        lambda p, dt, tol, o: run_qn(p, dt, tol, o.repeats, o.chunk_size, cholesky=True),
+    ),
+    SolverSpec(
+        "optimistix",
+        "Optimistix LevenbergMarquardt",
+        lambda tol: f"rtol = atol = {tol:g}",
+        lambda p, dt, tol, o: run_optimistix(p, dt, tol, o.repeats, o.chunk_size),
+    ),
+    SolverSpec(
+        "jaxopt",
+        "JAXopt LevenbergMarquardt",
+        lambda tol: (
+            f"madsen-nielsen, xtol = gtol = {tol:g}, dense J, Cholesky, maxiter = {MAX_STEPS}"
+        ),
+        lambda p, dt, tol, o: run_jaxopt(p, dt, tol, o.repeats, o.chunk_size),
+    ),
+    SolverSpec(
+        "scipy",
+        "SciPy least_squares lm",
+        lambda tol: f"xtol = ftol = gtol = {tol:g}, max_nfev = {MAX_STEPS}, jitted exact J",
+        lambda p, dt, tol, o: run_scipy(p, tol, o.repeats, o.scipy_fits),
+        float64_only=True,
+    ),
+]
+REFERENCE = "optimistix"  # fits/s ratios are to this solver
+
+
+# ----------------------------------------------------------------------------------
+# Scoring and tables
+# ----------------------------------------------------------------------------------
+
+
+def score(problem: Problem, runs: dict[str, Run]) -> dict[str, dict]:
+    """Float64 costs at every solver's parameters, the best per fit, and the shares."""
+    shared = problem.shared
+    costs = {}
+    for key, r in runs.items():
+        if r.params is None:
+            continue
+        k = r.num_fits
+        c = problem.cost64(r.params, shared, problem.data[:k])
+        costs[key] = np.where(np.isfinite(c), c, np.inf)
+    best = np.full(problem.num_fits, np.inf)
+    for c in costs.values():
+        best[: c.size] = np.minimum(best[: c.size], c)
+    out = {}
+    for key, c in costs.items():
+        b = best[: c.size]
+        at_best = c <= b * (1 + BEST_RTOL) + problem.abs_tol
+        rel_excess = np.where(np.isfinite(c), (c - b) / b, np.inf)
+        out[key] = {
+            "at_best": float(np.mean(at_best)),
+            "success": float(np.mean(runs[key].success)),
+            "median_cost": float(np.median(c)),
+            "worst_rel_excess": float(np.max(rel_excess)),
+        }
+    return out
+
+
+def markdown_table(problem: Problem, dtype: str, tol: float, runs: dict[str, Run], opts) -> str:
+    scores = score(problem, runs)
+    ref = runs.get(REFERENCE)
+    ref_fps = ref.fits_per_s if ref is not None and ref.error is None else None
+    lines = [
+        f"### {problem.title} — {dtype}, {problem.num_fits:,} fits",
+        "",
+        f"{problem.description}. Tolerance {tol:g}; max {MAX_STEPS} steps.",
+        "",
+        (
+            "| solver | settings | compile (s) | fits/s | ÷ Optimistix | at best cost "
+            "| success | worst cost excess |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for spec in SOLVERS:
+        if spec.key not in runs:
+            continue
+        r = runs[spec.key]
+        if r.error is not None:
+            lines.append(f"| {spec.label} | {spec.settings(tol)} | ERROR: {r.error} | | | | | |")
+            continue
+        s = scores[spec.key]
+        fps = r.fits_per_s
+        ratio = f"{fps / ref_fps:.2f}×" if fps and ref_fps else "—"
+        subset = f" ({r.num_fits} fits)" if r.num_fits < problem.num_fits else ""
+        lines.append(
+            f"| {spec.label} | {spec.settings(tol)} | {r.compile_s:.2f} | {fps:,.0f}{subset} "
+            f"| {ratio} | {100 * s['at_best']:.2f}% | {100 * s['success']:.2f}% "
+            f"| {s['worst_rel_excess']:.1e} |"
+        )
+        if r.note:
+            notes.append(f"{spec.label}: {r.note}.")
+    if dtype == "float32" and any(s.float64_only for s in SOLVERS if s.key in opts.solvers):
+        notes.append("SciPy `lm` runs in float64 only: see the float64 table.")
+    lines += [""] + [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def header(opts) -> str:
+    import jaxopt  # noqa: F401
+    import optimistix
+    import scipy
+
+    import quasinewton as qn
+
+    qn_text = f"quasinewton {qn.__version__}"
+    src = Path(qn.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "."],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        qn_text += f" (git {commit}{', modified' if dirty else ''})"
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    import importlib.metadata as md
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return "\n".join(
+        [
+            "## Batched small fits",
+            "",
+            (
+                f"{qn_text}, Optimistix {optimistix.__version__ if hasattr(optimistix, '__version__') else md.version('optimistix')}, "
+                f"JAXopt {md.version('jaxopt')}, SciPy {scipy.__version__}, JAX {jax.__version__} "
+                f"({jax.default_backend()}), NumPy {np.__version__}, Python "
+                f"{platform.python_version()}; {os.cpu_count()} CPUs, load average {load}."
+            ),
+            "",
+            (
+                f"compile = first call − second call; fits/s = fits / median of "
+                f"{opts.repeats} timed batch runs; \"÷ Optimistix\" = fits/s ratio to "
+                f"Optimistix LM in the same table. \"at best cost\": the float64 cost ½‖r‖² "
+                f"at the returned parameters is within {BEST_RTOL:g} relative (+ "
+                f"{BEST_ATOL_FACTOR:g}·m·σ²/2) of the lowest any solver in the table found "
+                f"for that fit; \"worst cost excess\" = max over fits of (cost − best)/best. "
+                f"\"success\" = the solver reported success."
+            ),
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[batched_fits] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--num-fits", type=int, default=None, help="fits per model (10⁴; 500 with --quick)")
+    p.add_argument("--model", choices=["exp", "gauss2d", "both"], default="both")
+    p.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    p.add_argument("--quick", action="store_true", help="smoke test: 500 fits, 1 timed run, 100 SciPy fits")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per solver (3; 1 with --quick)")
+    p.add_argument("--scipy-fits", type=int, default=None, help="fits SciPy runs (500; 100 with --quick)")
+    p.add_argument("--tol64", type=float, default=1e-8)
+    p.add_argument("--tol32", type=float, default=1e-5)
+    p.add_argument(
+        "--solvers",
+        default=",".join(s.key for s in SOLVERS),
+        help="comma-separated subset of " + ", ".join(s.key for s in SOLVERS),
+    )
+    p.add_argument(
+        "--snr-definition",
+        choices=["gpufit", "peak"],
+        default="gpufit",
+        help="GAUSS_2D noise: Gpufit's mean-signal SNR (σ = 17.05) or amp/SNR (σ = 50)",
+    )
+    p.add_argument(
+        "--x64-in-float32",
+        action="store_true",
+        help="keep jax_enable_x64 on during the float32 solves (Optimistix 0.1.0 then "
+        "fails, and JAXopt silently does part of its work in float64)",
+    )
+    p.add_argument("--chunk-size", type=int, default=100_000, help="largest single vmap")
+    p.add_argument("--out", type=Path, help="also write the tables (markdown) here")
+    opts = p.parse_args(argv)
+
+    opts.num_fits = opts.num_fits or (500 if opts.quick else 10_000)
+    opts.repeats = opts.repeats or (1 if opts.quick else 3)
+    opts.scipy_fits = opts.scipy_fits or (100 if opts.quick else 500)
+    opts.solvers = [s.strip() for s in opts.solvers.split(",") if s.strip()]
+    unknown = set(opts.solvers) - {s.key for s in SOLVERS}
+    if unknown:
+        p.error(f"unknown solvers {sorted(unknown)}")
+    if not 1 <= opts.num_fits <= 10**6:
+        p.error("--num-fits must be in 1..1,000,000")
+    models = ["exp", "gauss2d"] if opts.model == "both" else [opts.model]
+    dtypes = ["float32", "float64"] if opts.dtype == "both" else [opts.dtype]
+
+    t_start = time.perf_counter()
+    tables = []
+    failures = []
+    for model in models:
+        problem = (
+            make_exp_problem(opts.num_fits)
+            if model == "exp"
+            else make_gauss2d_problem(opts.num_fits, opts.snr_definition)
+        )
+        for dtype_name in dtypes:
+            dtype = jnp.float32 if dtype_name == "float32" else jnp.float64
+            tol = opts.tol32 if dtype_name == "float32" else opts.tol64
+            runs: dict[str, Run] = {}
+            for spec in SOLVERS:
+                if spec.key not in opts.solvers:
+                    continue
+                if spec.float64_only and dtype_name != "float64":
+                    continue
+                log(f"{model} {dtype_name} {spec.label} ...")
+                jax.clear_caches()
+                t0 = time.perf_counter()
+                # float32 solves run with 64-bit types disabled (see the docstring).
+                x64_off = dtype_name == "float32" and not opts.x64_in_float32
+                try:
+                    with jax.enable_x64(False) if x64_off else contextlib.nullcontext():
+                        r = spec.run(problem, dtype, tol, opts)
+                except Exception as e:  # report, and carry on with the others
+                    msg = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    r = Run(error=msg.replace("|", "\\|"))
+                    failures.append(f"{model} {dtype_name} {spec.label}: {msg}")
+                runs[spec.key] = r
+                if r.error is None:
+                    log(
+                        f"  compile {r.compile_s:.2f} s, {r.fits_per_s:,.0f} fits/s, "
+                        f"{100 * np.mean(r.success):.1f}% successful "
+                        f"({time.perf_counter() - t0:.1f} s)"
+                    )
+                else:
+                    log(f"  ERROR {r.error}")
+            table = markdown_table(problem, dtype_name, tol, runs, opts)
+            print(table + "\n", flush=True)
+            tables.append(table)
+
+    total = time.perf_counter() - t_start
+    text = header(opts) + "\n\n" + "\n\n".join(tables) + f"\n\nTotal wall time {total:.0f} s.\n"
+    print(f"Total wall time {total:.1f} s.")
+    for f in failures:
+        print(f"FAILED: {f}")
+    if opts.out:
+        opts.out.write_text(text + "".join(f"\nFAILED: {f}\n" for f in failures))
+        log(f"wrote {opts.out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
