@@ -164,6 +164,16 @@ def _line_search(line_search: Literal["wolfe", "armijo"]) -> AbstractDescent:
     raise ValueError(f"line_search must be 'wolfe' or 'armijo', got {line_search!r}.")
 
 
+def _line_search_preset(curvature, line_search, linear_solver, rtol, atol) -> Solver:
+    return Solver(
+        curvature=curvature,
+        descent=_line_search(line_search),
+        linear_solver=linear_solver,
+        rtol=rtol,
+        atol=atol,
+    )
+
+
 def LBFGS(
     memory_size: int = 10,
     init: Literal["scaled", "ase"] = "scaled",
@@ -241,12 +251,8 @@ def Newton(
     - `materialise`: form the Hessian (`True`), never (`False`) or by size (`"auto"`).
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
-    return Solver(
-        curvature=_NewtonCurvature(materialise=materialise),
-        descent=_line_search(line_search),
-        linear_solver=linear_solver,
-        rtol=rtol,
-        atol=atol,
+    return _line_search_preset(
+        _NewtonCurvature(materialise=materialise), line_search, linear_solver, rtol, atol
     )
 
 
@@ -273,12 +279,8 @@ def GaussNewton(
     - `materialise`: form J densely (`True`), never (`False`) or by size (`"auto"`).
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
-    return Solver(
-        curvature=_GaussNewtonCurvature(materialise=materialise),
-        descent=_line_search(line_search),
-        linear_solver=linear_solver,
-        rtol=rtol,
-        atol=atol,
+    return _line_search_preset(
+        _GaussNewtonCurvature(materialise=materialise), line_search, linear_solver, rtol, atol
     )
 
 

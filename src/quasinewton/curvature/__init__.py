@@ -1,6 +1,6 @@
 """Curvature models: the local quadratic model a solver steps on."""
 
-from ._base import AbstractCurvature, LinearSolveContext
+from ._base import AbstractCurvature, AbstractHessianModel, LinearSolveContext
 from ._model import Model
 from .bfgs import BFGS, BFGSState
 from .gauss_newton import GaussNewton
@@ -9,6 +9,7 @@ from .newton import Newton
 
 __all__ = [
     "AbstractCurvature",
+    "AbstractHessianModel",
     "BFGS",
     "BFGSState",
     "GaussNewton",

@@ -1,7 +1,7 @@
 """The interface every curvature model implements."""
 
 import abc
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -135,3 +135,19 @@ def unit_length_first_step(count, direction: Float[Array, " n"]) -> Scalar:
     norm = jnp.linalg.norm(direction)
     first = jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0))
     return jnp.where(count == 0, first, 1.0).astype(direction.dtype)
+
+
+class AbstractHessianModel(AbstractCurvature):
+    """A model that gives a Hessian approximation B, either kept as a dense matrix
+    (`materialise=True`) or applied through a linearisation made once per
+    evaluation (`materialise=False`); `"auto"` is resolved by `specialise`."""
+
+    materialise: eqx.AbstractVar[bool | Literal["auto"]]
+
+    gives_inverse: ClassVar[bool] = False
+
+    @property
+    def needs_linearisation(self) -> bool:  # pyright: ignore
+        if self.materialise == "auto":
+            raise RuntimeError(f"{type(self).__name__}(materialise='auto') was not specialised.")
+        return not self.materialise

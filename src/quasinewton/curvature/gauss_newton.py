@@ -11,12 +11,12 @@ from .._problem import Evaluation, Problem
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
 from ..linear.preconditioners import gauss_newton_diagonal
-from ._base import AbstractCurvature
+from ._base import AbstractHessianModel
 
 _DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
 
 
-class GaussNewton(AbstractCurvature):
+class GaussNewton(AbstractHessianModel):
     """The Gauss–Newton model B = JᵀJ of ½‖r(y)‖², J the Jacobian of the residuals.
 
     **Arguments:**
@@ -38,14 +38,7 @@ class GaussNewton(AbstractCurvature):
 
     materialise: bool | Literal["auto"] = eqx.field(default="auto", static=True)
 
-    gives_inverse: ClassVar[bool] = False
     needs_residual: ClassVar[bool] = True  # pyright: ignore
-
-    @property
-    def needs_linearisation(self) -> bool:  # pyright: ignore
-        if self.materialise == "auto":
-            raise RuntimeError("GaussNewton(materialise='auto') was not specialised.")
-        return not self.materialise
 
     def specialise(self, problem: Problem, x):
         if self.materialise != "auto":

@@ -1,6 +1,6 @@
 """Newton: the exact Hessian, dense or as Hessian-vector products."""
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -10,12 +10,12 @@ import lineax as lx
 from .._problem import Evaluation, Problem
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
-from ._base import AbstractCurvature
+from ._base import AbstractHessianModel
 
 _DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
 
 
-class Newton(AbstractCurvature):
+class Newton(AbstractHessianModel):
     """The exact Hessian B = ∇²f (for least squares, of ½‖r‖², second-order terms
     included).
 
@@ -37,13 +37,6 @@ class Newton(AbstractCurvature):
 
     materialise: bool | Literal["auto"] = eqx.field(default="auto", static=True)
 
-    gives_inverse: ClassVar[bool] = False
-
-    @property
-    def needs_linearisation(self) -> bool:  # pyright: ignore
-        if self.materialise == "auto":
-            raise RuntimeError("Newton(materialise='auto') was not specialised.")
-        return not self.materialise
 
     def specialise(self, problem: Problem, x):
         if self.materialise != "auto":
