@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Project task runner: `python3 run.py demo | test | docs | examples | bench`.
+"""Project task runner: `python3 run.py demo | test | docs | bench SCRIPT`.
 
 Each task creates a virtual environment in `.venv/` on first use and installs the
 package with the extras that task needs, so the only prerequisite is Python 3.11+
@@ -21,7 +21,6 @@ EXTRAS = {
     "demo": ["examples"],
     "test": ["test", "examples"],
     "docs": ["docs"],
-    "examples": ["examples"],
     "bench": ["benchmarks"],
 }
 
@@ -63,8 +62,6 @@ def main(argv: list[str]) -> int:
         cmd = [py, "-m", "pytest", str(ROOT / "tests"), *rest]
     elif task == "docs":
         cmd = [py, "-m", "mkdocs", "build", "--strict", *rest]
-    elif task == "examples":
-        cmd = [py, str(ROOT / "examples" / "run_all.py"), *rest]
     else:
         cmd = [py, str(ROOT / "benchmarks" / (rest[0] if rest else "batched_fits.py")),
                *rest[1:]]
