@@ -111,7 +111,6 @@ import contextlib
 import dataclasses
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -124,6 +123,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp
 import numpy as np
+from _provenance import quasinewton_version
 
 MAX_STEPS = 256
 BEST_RTOL = 1e-6  # "at best cost": relative slack on the best cost found
@@ -713,26 +713,7 @@ def header(opts) -> str:
     """Versions, machine, and what the columns mean."""
     import importlib.metadata as md
 
-    import quasinewton as qn
-
-    qn_text = f"quasinewton {qn.__version__}"
-    src = Path(qn.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(src), "status", "--porcelain", "."],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        qn_text += f" (git {commit}{', modified' if dirty else ''})"
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    qn_text = quasinewton_version()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return "\n".join(
         [

@@ -87,6 +87,7 @@ from pathlib import Path
 # the libraries' own memory.
 import jax
 import numpy as np
+from _provenance import quasinewton_version
 
 # ----------------------------------------------------------------------------------
 # The problem
@@ -586,26 +587,7 @@ def versions() -> str:
     """Library versions, and the git commit of the quasinewton checkout if any."""
     import scipy
 
-    import quasinewton as qn
-
-    text = f"quasinewton {qn.__version__}"
-    src = Path(qn.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(src), "status", "--porcelain", "."],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        text += f" (git {commit}{', modified' if dirty else ''})"
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    text = quasinewton_version()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
         f"{text}, jax {jax.__version__}, scipy {scipy.__version__}, "
