@@ -275,13 +275,27 @@ def GaussNewton(
     **Arguments:**
 
     - `line_search`: `"armijo"` (default) or `"wolfe"`.
-    - `linear_solver`: a Lineax solver; `None` is QR on J (dense) or CG (matrix-free).
+    - `linear_solver`: a Lineax solver; `None` is Cholesky of JᵀJ for n ≤ 8 (the
+      lean path, see `normal_equations` of [`quasinewton.curvature.GaussNewton`][]),
+      else QR on J (dense) or CG (matrix-free).
     - `materialise`: form J densely (`True`), never (`False`) or by size (`"auto"`).
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
     return _line_search_preset(
-        _GaussNewtonCurvature(materialise=materialise), line_search, linear_solver, rtol, atol
+        _gauss_newton(materialise, linear_solver), line_search, linear_solver, rtol, atol
     )
+
+
+def _gauss_newton(materialise, linear_solver) -> _GaussNewtonCurvature:
+    """Gauss–Newton in its normal-equations form when the solve is a Cholesky, and
+    by size (n ≤ 8, the lean path) when no solver is named."""
+    if materialise is False:
+        normal = False
+    elif linear_solver is None:
+        normal = "auto"
+    else:
+        normal = isinstance(linear_solver, lx.Cholesky)
+    return _GaussNewtonCurvature(materialise=materialise, normal_equations=normal)
 
 
 def LevenbergMarquardt(
@@ -296,20 +310,24 @@ def LevenbergMarquardt(
 
     A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise),
     descent=qn.descent.TrustRegion(scaling), linear_solver=linear_solver)`. With a
-    dense J (small and medium problems) steps are solved by QR of [J; √(λD)], as in
-    MINPACK; see [`quasinewton.LevenbergMarquardtCG`][]
-    for problems too large for a dense Jacobian.
+    dense J, steps of small problems (n ≤ 8) solve the normal equations
+    (JᵀJ + λD)p = −Jᵀr by a Cholesky factorisation written out entry by entry (the
+    lean path for many small fits under `jax.vmap`), and larger ones use QR of
+    [J; √(λD)], as MINPACK does; see [`quasinewton.LevenbergMarquardtCG`][] for
+    problems too large for a dense Jacobian.
 
     **Arguments:**
 
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
-    - `linear_solver`: `None` (QR), `lx.Cholesky()` (normal equations: fastest for
-      many small fits), or an iterative Lineax solver.
+    - `linear_solver`: `None` (by size, as above), `lx.QR()` (always QR: use it for
+      ill-conditioned small problems, cond(J) near 1/√eps), `lx.Cholesky()` (always
+      the normal equations; see `normal_equations` of
+      [`quasinewton.curvature.GaussNewton`][]), or an iterative Lineax solver.
     - `scaling`: the damping's D, see [`quasinewton.descent.TrustRegion`][].
     - `materialise`: form J densely (`True`), never (`False`) or by size (`"auto"`).
     """
     return Solver(
-        curvature=_GaussNewtonCurvature(materialise=materialise),
+        curvature=_gauss_newton(materialise, linear_solver),
         descent=TrustRegion(scaling=scaling),
         linear_solver=linear_solver,
         rtol=rtol,

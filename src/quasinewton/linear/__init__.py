@@ -1,4 +1,5 @@
-"""Linear-solve parts: preconditioners and forcing terms for Lineax solvers."""
+"""Linear-solve parts: preconditioners and forcing terms for Lineax solvers, and the
+unrolled small dense solve of the lean path."""
 
 from .cg import ConjugateGradient
 from .forcing import AbstractForcing, ConstantForcing, EisenstatWalker
@@ -8,6 +9,7 @@ from .preconditioners import (
     gauss_newton_diagonal,
     hutchinson_diagonal,
 )
+from .unrolled import cholesky_solve
 
 __all__ = [
     "AbstractForcing",
@@ -16,6 +18,7 @@ __all__ = [
     "ConstantForcing",
     "EisenstatWalker",
     "Jacobi",
+    "cholesky_solve",
     "gauss_newton_diagonal",
     "hutchinson_diagonal",
 ]
