@@ -76,3 +76,40 @@ def test_batched_is_same_as_unbatched_under_jit_of_vmap_of_jit():
         single = inner(y0[i])
         np.testing.assert_allclose(batched.value[i], single.value, rtol=1e-10, atol=1e-12)
         assert int(batched.stats["num_steps"][i]) == int(single.stats["num_steps"])
+
+
+T = jnp.linspace(0.0, 4.0, 50)
+
+
+def exp_decay(params, y):
+    a, b, c = params
+    return a * jnp.exp(-b * T) + c - y
+
+
+def test_least_squares_batch_with_nan_problem_matches_one_at_a_time():
+    # jit(vmap(least_squares)) returns the whole Solution; fit 3 has NaN data and
+    # reports `nonfinite` at its start, and every other fit is exactly what solving
+    # it alone gives: converged fits stop changing while the batch runs on.
+    truth = jax.random.uniform(jax.random.PRNGKey(4), (40, 3), minval=0.5, maxval=2.0)
+    noise = 0.05 * jax.random.normal(jax.random.PRNGKey(5), (40, T.size))
+    ys = jax.vmap(lambda p: p[0] * jnp.exp(-p[1] * T) + p[2])(truth) + noise
+    ys = ys.at[3, 7].set(jnp.nan)
+    y0 = jnp.tile(jnp.array([1.0, 1.0, 0.0]), (40, 1))
+
+    def fit(p, y):
+        return qn.least_squares(exp_decay, qn.LevenbergMarquardt(), p, y, throw=False)
+
+    sol = jax.jit(jax.vmap(fit))(y0, ys)
+    assert isinstance(sol, qn.Solution)
+    result = np.asarray(sol.result._value)
+    assert (result == np.asarray(qn.RESULTS.nonfinite._value)).tolist() == [i == 3 for i in range(40)]
+    np.testing.assert_array_equal(sol.value[3], y0[3])
+    steps = np.asarray(sol.stats["num_steps"])
+    assert steps[3] == 0 and steps.min() < steps.max()
+    single = jax.jit(fit)
+    for i in (0, 2, 4, 39, int(np.argmin(steps[4:])) + 4, int(np.argmax(steps))):
+        one = single(y0[i], ys[i])
+        assert bool(one.result == qn.RESULTS.successful)
+        assert int(one.stats["num_steps"]) == int(steps[i])
+        np.testing.assert_allclose(sol.value[i], one.value, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(sol.stats["value"][i], one.stats["value"], rtol=1e-12)
