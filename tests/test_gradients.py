@@ -92,3 +92,28 @@ def test_grad_of_vmapped_solve_and_aux():
     # Stationarity 2(y − c) + 2y³ = 0 ⇒ dy/dc = 1/(1 + 3y²) per coordinate.
     ys = jax.vmap(lambda c: qn.minimise(f, qn.LBFGS(rtol=1e-12, atol=1e-12), jnp.zeros(2), c, has_aux=True).value)(cs)
     np.testing.assert_allclose(g, 1.0 / (1.0 + 3.0 * ys**2), rtol=1e-8)
+
+
+def test_implicit_adjoint_with_conjugate_gradients_matches_default():
+    # The Hessian at a minimiser is positive semi-definite; CG (Lineax's and ours)
+    # needs that tag, and must give the derivative the dense default gives.
+    import lineax as lx
+
+    t = jnp.linspace(0.0, 4.0, 50)
+
+    def residuals(params, y):
+        a, b, c = params
+        return a * jnp.exp(-b * t) + c - y
+
+    def rate(y, adjoint):
+        sol = qn.least_squares(
+            residuals, qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12), jnp.array([1.0, 1.0, 0.0]), y,
+            adjoint=adjoint,
+        )
+        return sol.value[1]
+
+    y = 2.0 * jnp.exp(-1.3 * t) + 0.5 + 0.01 * jnp.sin(7 * t)
+    dense = jax.grad(rate)(y, qn.ImplicitAdjoint())
+    for solver in (lx.CG(rtol=1e-10, atol=1e-12), qn.linear.ConjugateGradient(rtol=1e-10, max_steps=50)):
+        iterative = jax.grad(rate)(y, qn.ImplicitAdjoint(linear_solver=solver))
+        np.testing.assert_allclose(iterative, dense, rtol=1e-6, atol=1e-9)

@@ -8,6 +8,7 @@ import lineax as lx
 
 from ._loop import run
 from ._problem import Problem
+from .linear.cg import ConjugateGradient
 
 
 class ImplicitAdjoint(eqx.Module):
@@ -24,7 +25,8 @@ class ImplicitAdjoint(eqx.Module):
     - `linear_solver`: the Lineax solver for the Hessian system. The default
       materialises the Hessian (n Hessian-vector products) and factorises it; for
       large problems pass an iterative solver, e.g. `lx.CG(rtol=1e-8, atol=1e-8)`
-      (the Hessian is tagged symmetric; CG also needs it positive definite).
+      or [`quasinewton.linear.ConjugateGradient`][] (the Hessian is tagged symmetric,
+      and for these two positive semi-definite, as it is at a minimiser).
     """
 
     linear_solver: lx.AbstractLinearSolver = lx.AutoLinearSolver(well_posed=None)
@@ -72,9 +74,13 @@ def _implicit_jvp(primals, tangents):
 
     # −∂θ(∇ᵧf)·tθ, then solve with the Hessian ∇²ᵧᵧf at the solution.
     _, rhs = jax.jvp(lambda theta: grad_at(x, theta), (diff,), (t_diff,))
-    hessian = lx.JacobianLinearOperator(
-        lambda y, _: grad_at(y, diff), x, None, tags=lx.symmetric_tag
-    )
+    # The Hessian is symmetric, and at a minimiser positive semi-definite; that
+    # second tag is what conjugate gradients require, and is given to them only, so
+    # that the default solver still factorises an indefinite Hessian honestly.
+    tags = [lx.symmetric_tag]
+    if isinstance(linear_solver, (lx.CG, ConjugateGradient)):
+        tags.append(lx.positive_semidefinite_tag)
+    hessian = lx.JacobianLinearOperator(lambda y, _: grad_at(y, diff), x, None, tags=tags)
     t_x = -lx.linear_solve(hessian, rhs, linear_solver, throw=False).value
 
     def aux_at(y, theta):
