@@ -19,8 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "examples" / "figures"
@@ -30,7 +30,10 @@ def parse_args(name: str, description: str, argv=None) -> argparse.Namespace:
     """The flags every example takes; `name` sets the default figure path."""
     parser = argparse.ArgumentParser(description=description.strip().split("\n\n")[0])
     parser.add_argument(
-        "--out", type=Path, default=FIGURES / f"{name}.png", help="where to write the PNG"
+        "--out",
+        type=Path,
+        default=FIGURES / f"{name}.png",
+        help="where to write the PNG",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="smallest size, for CI (a few seconds)"

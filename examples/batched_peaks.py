@@ -86,7 +86,9 @@ def main(argv=None) -> dict:
     @jax.jit
     def fit_all(data):
         def fit(d):
-            return qn.least_squares(residuals, qn.LevenbergMarquardt(), initial_guess(d), d)
+            return qn.least_squares(
+                residuals, qn.LevenbergMarquardt(), initial_guess(d), d
+            )
 
         return jax.vmap(fit)(data)
 
@@ -97,7 +99,9 @@ def main(argv=None) -> dict:
     bound = np.asarray(jax.vmap(cramer_rao_std)(truth))
     z = (fitted - truth_np) / bound
     steps = np.asarray(sols.stats["num_steps"])
-    print(f"{num_peaks} Gaussian peaks × {NUM_PIXELS} pixels, float32, one vmapped LM solve")
+    print(
+        f"{num_peaks} Gaussian peaks × {NUM_PIXELS} pixels, float32, one vmapped LM solve"
+    )
     print(
         f"  successful {int(ok.sum())} of {num_peaks}; LM steps per fit: median "
         f"{np.median(steps):.0f}, max {steps.max()}"
@@ -116,13 +120,27 @@ def main(argv=None) -> dict:
     grid = np.linspace(-4.5, 4.5, 200)
     for i, name in enumerate(NAMES):
         ax = axes[0, i]
-        bins = np.linspace(LOW[i] - 0.15 * (HIGH[i] - LOW[i]), HIGH[i] + 0.15 * (HIGH[i] - LOW[i]), 40)
+        bins = np.linspace(
+            LOW[i] - 0.15 * (HIGH[i] - LOW[i]), HIGH[i] + 0.15 * (HIGH[i] - LOW[i]), 40
+        )
         ax.hist(truth_np[:, i], bins, histtype="step", color="0.5", lw=2, label="true")
         ax.hist(fitted[ok, i], bins, histtype="step", color="C0", label="fitted")
         ax.set_title(name)
         ax = axes[1, i]
-        ax.hist(np.clip(z[ok, i], -4.5, 4.5), np.linspace(-4.5, 4.5, 46), density=True, color="C0", alpha=0.6)
-        ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k", lw=1, label="N(0, 1)")
+        ax.hist(
+            np.clip(z[ok, i], -4.5, 4.5),
+            np.linspace(-4.5, 4.5, 46),
+            density=True,
+            color="C0",
+            alpha=0.6,
+        )
+        ax.plot(
+            grid,
+            np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi),
+            "k",
+            lw=1,
+            label="N(0, 1)",
+        )
         ax.set_xlabel(f"error / Cramér–Rao σ   (std {z_std[i]:.2f})")
     axes[0, 0].legend(fontsize=8)
     axes[1, 0].legend(fontsize=8)

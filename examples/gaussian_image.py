@@ -54,7 +54,9 @@ def load_image(size: int) -> np.ndarray:
     top, left = (h - side) // 2, (w - side) // 2
     crop = image[top : top + side, left : left + side]
     block = side // size
-    return crop.reshape(size, block, size, block, 3).mean(axis=(1, 3)).astype(np.float32)
+    return (
+        crop.reshape(size, block, size, block, 3).mean(axis=(1, 3)).astype(np.float32)
+    )
 
 
 def render(params, size: int):
@@ -87,7 +89,9 @@ def initial_params(target, num_side: int, key):
     spacing = 1.0 / num_side
     centres = (jnp.arange(num_side) + 0.5) * spacing
     mean = jnp.stack(jnp.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
-    mean = mean + 0.25 * spacing * jax.random.uniform(key, mean.shape, minval=-1, maxval=1)
+    mean = mean + 0.25 * spacing * jax.random.uniform(
+        key, mean.shape, minval=-1, maxval=1
+    )
     pixel = jnp.clip((mean * size).astype(jnp.int32), 0, size - 1)
     k = mean.shape[0]
     return {
@@ -197,6 +201,7 @@ def main(argv=None) -> dict:
         c: first_reaching(adam_psnr, lbfgs_psnr[min(c, len(lbfgs_psnr) - 1)])
         for c in checkpoints
     }
+
     def when(iteration):
         return f"iteration {iteration}" if iteration is not None else "no iteration"
 
@@ -219,7 +224,10 @@ def main(argv=None) -> dict:
     panels = [
         ("target", target),
         ("start", render(params0, size)),
-        (f"Adam, {num_iterations} iterations\n{adam_psnr[-1]:.2f} dB", render(adam_params, size)),
+        (
+            f"Adam, {num_iterations} iterations\n{adam_psnr[-1]:.2f} dB",
+            render(adam_params, size),
+        ),
         (
             f"L-BFGS, {len(lbfgs_loss) - 1} iterations\n{lbfgs_psnr[-1]:.2f} dB",
             render(sol.value, size),
@@ -233,19 +241,36 @@ def main(argv=None) -> dict:
     ax_it = fig.add_subplot(2, 2, 3)
     ax_time = fig.add_subplot(2, 2, 4)
     ax_it.plot(lbfgs_psnr, color="C0", lw=2, label="L-BFGS (qn)")
-    ax_time.plot(np.arange(len(lbfgs_psnr)) * per_it["L-BFGS"], lbfgs_psnr, color="C0", lw=2, label="L-BFGS (qn)")
+    ax_time.plot(
+        np.arange(len(lbfgs_psnr)) * per_it["L-BFGS"],
+        lbfgs_psnr,
+        color="C0",
+        lw=2,
+        label="L-BFGS (qn)",
+    )
     for j, rate in enumerate(rates):
         curve = psnr(adam[rate][0])
-        style = dict(lw=2 if rate == best_rate else 1, alpha=1 if rate == best_rate else 0.5)
+        style = {
+            "lw": 2 if rate == best_rate else 1,
+            "alpha": 1 if rate == best_rate else 0.5,
+        }
         label = f"Adam, lr {rate:g}"
         ax_it.plot(curve, color=f"C{j + 1}", label=label, **style)
-        ax_time.plot(np.arange(len(curve)) * adam[rate][2] / num_iterations, curve, color=f"C{j + 1}", label=label, **style)
+        ax_time.plot(
+            np.arange(len(curve)) * adam[rate][2] / num_iterations,
+            curve,
+            color=f"C{j + 1}",
+            label=label,
+            **style,
+        )
     ax_it.set_xlabel("iteration (one loss-and-gradient evaluation each)")
     ax_time.set_xlabel("wall time after compilation (s)")
     for ax in (ax_it, ax_time):
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
-        ax.set_ylim(psnr(mse(params0, target)) - 1, max(lbfgs_psnr.max(), adam_psnr.max()) + 1)
+        ax.set_ylim(
+            psnr(mse(params0, target)) - 1, max(lbfgs_psnr.max(), adam_psnr.max()) + 1
+        )
     ax_it.legend(fontsize=8)
     fig.tight_layout()
 

@@ -93,17 +93,24 @@ def main(argv=None) -> dict:
     truth = load_truth(size)
     transfer = psf_transfer(size)
     rng = np.random.default_rng(0)
-    clean = PHOTONS * np.fft.irfft2(np.fft.rfft2(truth) * transfer, s=truth.shape) + BACKGROUND
+    clean = (
+        PHOTONS * np.fft.irfft2(np.fft.rfft2(truth) * transfer, s=truth.shape)
+        + BACKGROUND
+    )
     counts = rng.poisson(np.maximum(clean, 0)).astype(np.float32)
     args = (jnp.asarray(counts), jnp.asarray(transfer, jnp.float32))
     # Start from the observation, brought back to the image's units.
     x0 = jnp.asarray(np.clip((counts - BACKGROUND) / PHOTONS, 0.0, None), jnp.float32)
     n = size * size
     m = n + 2 * size * (size - 1)
-    print(f"Deblurring {size}×{size}: {n:,} unknowns, {m:,} residuals, float32, J never formed")
+    print(
+        f"Deblurring {size}×{size}: {n:,} unknowns, {m:,} residuals, float32, J never formed"
+    )
 
     def rel_error(x):
-        return float(np.linalg.norm(np.asarray(x, np.float64) - truth) / np.linalg.norm(truth))
+        return float(
+            np.linalg.norm(np.asarray(x, np.float64) - truth) / np.linalg.norm(truth)
+        )
 
     print(f"  observation (rescaled): relative error {rel_error(x0):.4f}")
     runs = [
@@ -115,7 +122,9 @@ def main(argv=None) -> dict:
 
         @jax.jit
         def solve(x0, solver=solver):
-            return qn.least_squares(residuals, solver, x0, args, history=True, throw=False)
+            return qn.least_squares(
+                residuals, solver, x0, args, history=True, throw=False
+            )
 
         sol, seconds, compile_s = timed(solve, x0)
         steps = int(sol.stats["num_steps"])
@@ -146,9 +155,9 @@ def main(argv=None) -> dict:
     lam_max, power_its = jax.jit(
         lambda x: qn.diagnostics.max_eigenvalue(residuals, x, args, max_iterations=500)
     )(jnp.asarray(best["x"]))
-    diag = jax.jit(lambda x: qn.diagnostics.jtj_diagonal(residuals, x, args, num_probes=64))(
-        jnp.asarray(best["x"])
-    )
+    diag = jax.jit(
+        lambda x: qn.diagnostics.jtj_diagonal(residuals, x, args, num_probes=64)
+    )(jnp.asarray(best["x"]))
     diag = np.asarray(diag)
     lam_max = float(lam_max)
     print(
@@ -157,7 +166,9 @@ def main(argv=None) -> dict:
         f"{lam_max / diag.min():.3g}"
     )
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 1.4]})
+    fig, axes = plt.subplots(
+        1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 1.4]}
+    )
     images = [
         ("truth", truth),
         (f"observed counts (error {rel_error(x0):.3f})", counts),
@@ -179,13 +190,18 @@ def main(argv=None) -> dict:
     ax.set_xlabel("LM iteration")
     ax.set_ylabel("½‖r‖² − min")
     ax.legend(fontsize=8)
-    ax.set_title(f"λmax($J^TJ$) = {lam_max:.3g}, cond($J^TJ$) ≥ {lam_max / diag.min():.2g}", fontsize=10)
+    ax.set_title(
+        f"λmax($J^TJ$) = {lam_max:.3g}, cond($J^TJ$) ≥ {lam_max / diag.min():.2g}",
+        fontsize=10,
+    )
     fig.tight_layout()
 
     results = {
         "size": size,
         "observed_rel_error": rel_error(x0),
-        "runs": [{k: v for k, v in r.items() if k not in ("history", "x")} for r in rows],
+        "runs": [
+            {k: v for k, v in r.items() if k not in ("history", "x")} for r in rows
+        ],
         "lambda_max": lam_max,
         "power_iterations": int(power_its),
         "diag_min": float(diag.min()),

@@ -100,7 +100,9 @@ def main(argv=None) -> dict:
     solver = qn.LevenbergMarquardt()
 
     def fit(log_start):
-        sol = qn.least_squares(residuals, solver, log_start, (ts, observed), throw=False)
+        sol = qn.least_squares(
+            residuals, solver, log_start, (ts, observed), throw=False
+        )
         # J at the solution, for the Gauss–Newton covariance σ²(JᵀJ)⁻¹.
         jac = jax.jacfwd(lambda p: residuals(p, (ts, observed)).ravel())(sol.value)
         return sol, jac
@@ -140,16 +142,18 @@ def main(argv=None) -> dict:
         f"reach the fit above, the others local minima with ½‖r‖² ≥ {others:.3g}"
     )
     print(
-        f"  compile {compile_s:.2f} s, then {batch_s:.2f} s for all "
-        f"{num_starts} fits"
+        f"  compile {compile_s:.2f} s, then {batch_s:.2f} s for all {num_starts} fits"
     )
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     fine = FINE
     curves = {
-        "truth": (simulate(jnp.asarray(TRUTH), fine), dict(color="0.6", lw=3)),
-        "start": (simulate(jnp.exp(start), fine), dict(color="C3", ls=":", lw=1.5)),
-        "fit": (simulate(jnp.asarray(fitted), fine), dict(color="k", lw=1.2)),
+        "truth": (simulate(jnp.asarray(TRUTH), fine), {"color": "0.6", "lw": 3}),
+        "start": (
+            simulate(jnp.exp(start), fine),
+            {"color": "C3", "ls": ":", "lw": 1.5},
+        ),
+        "fit": (simulate(jnp.asarray(fitted), fine), {"color": "k", "lw": 1.2}),
     }
     for j, species in enumerate(("prey x", "predators y")):
         ax = axes[j]

@@ -49,7 +49,9 @@ def check_matrix_free_deblur(r):
 
 
 CHECKS = {
-    name.removeprefix("check_"): fn for name, fn in globals().items() if name.startswith("check_")
+    name.removeprefix("check_"): fn
+    for name, fn in globals().items()
+    if name.startswith("check_")
 }
 
 
@@ -57,8 +59,15 @@ CHECKS = {
 def test_example_smoke(name, tmp_path):
     png, results = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{name}.py"), "--smoke", "--out", str(png),
-         "--results", str(results)],
+        [
+            sys.executable,
+            str(EXAMPLES / f"{name}.py"),
+            "--smoke",
+            "--out",
+            str(png),
+            "--results",
+            str(results),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
