@@ -140,10 +140,12 @@ class TrustRegion(AbstractDescent):
         # (CG) solves are judged correctly.
         predicted = -(jnp.dot(evaluation.grad, p) + 0.5 * model.quadratic(p))
         # A failed solve (e.g. Cholesky of an indefinite B + λD, or CG breaking down
-        # at once) gives no step: the
-        # trial stays at x with a nan prediction, so it is rejected, λ grows, and it
-        # can never pass for convergence at the precision floor.
-        solved = jnp.all(jnp.isfinite(p)) & jnp.isfinite(predicted) & jnp.any(p != 0)
+        # at once) gives no step: the trial stays at x with a nan prediction, so it
+        # is rejected, λ grows, and it can never pass for convergence at the
+        # precision floor. A non-finite p makes the prediction non-finite and p = 0
+        # makes it 0, so one test on the prediction covers both (fewer uses of p
+        # also keep XLA from recomputing a small fused solve once per use).
+        solved = jnp.isfinite(predicted) & (predicted != 0)
         predicted = jnp.where(solved, predicted, jnp.nan)
         p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(
