@@ -353,6 +353,21 @@ def batched(fn: Callable, num_fits: int, chunk: int) -> Callable:
     return chunked
 
 
+def evaluation_floor(problem: Problem, dtype, repeats: int, chunk: int) -> float:
+    """Seconds for one residual-and-Jacobian evaluation of the whole batch (forward
+    mode, as the dense solvers use), the median of `repeats` + 2 runs after compile:
+    the work every iteration of every dense Gauss–Newton method does at least."""
+    residual = problem.residual
+
+    def jac(y0, data, shared):
+        return jax.jacfwd(lambda p: residual(p, shared, data))(y0)
+
+    f = jax.jit(batched(jac, problem.num_fits, chunk))
+    y0s, datas, shared = device_inputs(problem, dtype)
+    _, _, runs = time_jax(lambda: f(y0s, datas, shared), repeats + 2)
+    return float(np.median(runs))
+
+
 def count_results(enum, result) -> str:
     """'12 max_steps_reached, 1 nonfinite': the unsuccessful fits by result code, for
     an Equinox enumeration (qn.RESULTS, optx.RESULTS)."""
@@ -651,7 +666,12 @@ def compile_text(seconds: float) -> str:
 
 
 def markdown_table(
-    problem: Problem, dtype: str, tol: float, runs: dict[str, Run], opts
+    problem: Problem,
+    dtype: str,
+    tol: float,
+    runs: dict[str, Run],
+    opts,
+    floor_s: float | None = None,
 ) -> str:
     scores = score(problem, runs)
     ref = runs.get(REFERENCE)
@@ -704,6 +724,17 @@ def markdown_table(
         s.float64_only for s in SOLVERS if s.key in opts.solvers
     ):
         notes.append("SciPy `lm` runs in float64 only: see the float64 table.")
+    qn_run = runs.get("qn")
+    if floor_s is not None and qn_run is not None and qn_run.steps is not None:
+        worst = int(np.max(qn_run.steps))
+        notes.append(
+            f"Evaluation floor: one residual + Jacobian evaluation of all "
+            f"{problem.num_fits:,} fits takes {1e3 * floor_s:.2f} ms; the {worst} steps "
+            f"of qn's slowest fit (which a vmapped batch runs for every fit) cost at least "
+            f"{1e3 * worst * floor_s:.0f} ms of evaluations, at most "
+            f"{problem.num_fits / (worst * floor_s):,.0f} fits/s for any method taking "
+            f"those steps under vmap."
+        )
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines)
 
@@ -826,6 +857,8 @@ def main(argv=None) -> int:
         for dtype_name in dtypes:
             dtype = jnp.float32 if dtype_name == "float32" else jnp.float64
             tol = opts.tol32 if dtype_name == "float32" else opts.tol64
+            # float32 solves run with 64-bit types disabled (see the docstring).
+            x64_off = dtype_name == "float32" and not opts.x64_in_float32
             runs: dict[str, Run] = {}
             for spec in SOLVERS:
                 if spec.key not in opts.solvers:
@@ -835,8 +868,6 @@ def main(argv=None) -> int:
                 log(f"{model} {dtype_name} {spec.label} ...")
                 jax.clear_caches()
                 t0 = time.perf_counter()
-                # float32 solves run with 64-bit types disabled (see the docstring).
-                x64_off = dtype_name == "float32" and not opts.x64_in_float32
                 try:
                     with jax.enable_x64(False) if x64_off else contextlib.nullcontext():
                         r = spec.run(problem, dtype, tol, opts)
@@ -853,7 +884,9 @@ def main(argv=None) -> int:
                     )
                 else:
                     log(f"  ERROR {r.error}")
-            table = markdown_table(problem, dtype_name, tol, runs, opts)
+            with jax.enable_x64(False) if x64_off else contextlib.nullcontext():
+                floor_s = evaluation_floor(problem, dtype, opts.repeats, opts.chunk_size)
+            table = markdown_table(problem, dtype_name, tol, runs, opts, floor_s)
             print(table + "\n", flush=True)
             tables.append(table)
 
