@@ -21,6 +21,11 @@ class LineSearchState(eqx.Module):
     - `count`: trials made in this search.
     - `zooming`: whether a bracket [lo, hi] containing acceptable steps is known.
     - `force`: the trial is a fallback to the best known step and is accepted as is.
+    - `memoryless`: the direction is the model's memoryless step (an empty
+      quasi-Newton memory, a Newton or Gauss–Newton model) or steepest descent.
+    - `noise_before`: the previous search started from the same point (this one is
+      the restart after its failure) and predicted a decrease below the rounding
+      of f.
     - `phi0`, `dphi0`: φ(0) and φ′(0) = ∇f(x)ᵀp.
     - `prev_*`: the previous trial while bracketing (α, φ, φ′).
     - `lo_*`, `hi_*`: the bracket while zooming; `lo` satisfies sufficient decrease
@@ -32,6 +37,8 @@ class LineSearchState(eqx.Module):
     count: Int[Array, ""]
     zooming: Bool[Array, ""]
     force: Bool[Array, ""]
+    memoryless: Bool[Array, ""]
+    noise_before: Bool[Array, ""]
     phi0: Scalar
     dphi0: Scalar
     prev_alpha: Scalar
@@ -45,7 +52,9 @@ class LineSearchState(eqx.Module):
     hi_dphi: Scalar
 
 
-def _fresh_state(alpha, phi0, dphi0) -> LineSearchState:
+def _fresh_state(
+    alpha, phi0, dphi0, memoryless=True, noise_before=False
+) -> LineSearchState:
     zero = jnp.zeros_like(phi0)
     return LineSearchState(
         alpha=jnp.asarray(alpha, phi0.dtype),
@@ -53,6 +62,8 @@ def _fresh_state(alpha, phi0, dphi0) -> LineSearchState:
         count=jnp.zeros((), jnp.int32),
         zooming=jnp.array(False),
         force=jnp.array(False),
+        memoryless=jnp.asarray(memoryless),
+        noise_before=jnp.asarray(noise_before),
         phi0=phi0,
         dphi0=dphi0,
         prev_alpha=zero,
@@ -83,6 +94,18 @@ def quadratic_minimiser(a, fa, dfa, b, fb):
     return jnp.where(curv > 0, a - dfa * h * h / (2 * jnp.where(curv > 0, curv, 1)), jnp.nan)
 
 
+# Trials after which a search whose predicted decrease is below the rounding of f
+# gives up (see `_LineSearch._exhausted`).
+_NOISE_TRIALS = 3
+
+
+def _below_noise(state) -> Bool[Array, ""]:
+    """Whether the decrease the first trial predicts, α₀|φ′(0)|/2, is below √eps·|f|."""
+    eps = jnp.finfo(state.phi0.dtype).eps
+    predicted = 0.5 * state.alpha0 * jnp.abs(state.dphi0)
+    return predicted <= jnp.sqrt(eps) * jnp.abs(state.phi0)
+
+
 def _pick(candidate, fallback, low, high):
     """`candidate` if it is finite and within [low, high], else `fallback`."""
     ok = jnp.isfinite(candidate) & (candidate >= low) & (candidate <= high)
@@ -110,7 +133,15 @@ class _LineSearch(AbstractDescent):
                 jnp.minimum(1.0, 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)),
                 model.initial_step(p),
             )
-            return p, _fresh_state(alpha0, evaluation.f, jnp.dot(g, p)), num_linear
+            memoryless = bad | model.curvature.is_reset(model.state)
+            # A search from the point the last one started from is the restart
+            # after its failure.
+            same_point = (state.count > 0) & (state.phi0 == evaluation.f)
+            noise_before = same_point & _below_noise(state)
+            fresh = _fresh_state(
+                alpha0, evaluation.f, jnp.dot(g, p), memoryless, noise_before
+            )
+            return p, fresh, num_linear
 
         def carry_on(state):
             return direction, state, jnp.zeros((), jnp.int32)
@@ -126,17 +157,29 @@ class _LineSearch(AbstractDescent):
         # along a descent direction found no decrease at all, f's rounding error is
         # at least that large; when it is below √eps·|f| — rounding in a sum of
         # small squared residuals is easily 10³·eps·|f| — the iterate is at the
-        # floor of what f can resolve.
-        eps = jnp.finfo(state.phi0.dtype).eps
-        predicted = 0.5 * state.alpha0 * jnp.abs(state.dphi0)
-        return predicted <= jnp.sqrt(eps) * jnp.abs(state.phi0)
+        # floor of what f can resolve. Only a memoryless direction is judged so: a
+        # quasi-Newton memory scaled for the stiff unknowns of a badly scaled
+        # problem (H₀ = γI with γ from the stiffest pair) also predicts a tiny
+        # decrease, far from the floor; its failure restarts the model instead,
+        # and the floor is declared if the memoryless search from the same point
+        # fails too (its own prediction, or the one before it, below √eps·|f|).
+        return state.memoryless & (_below_noise(state) | state.noise_before)
 
     def _exhausted(self, state, next_alpha, direction, x):
-        """Out of trials, or the step no longer moves x in floating point."""
+        """Out of trials, or the step no longer moves x, or the search is below the
+        rounding of f: `_NOISE_TRIALS` trials found no acceptable step although the
+        decrease predicted was below √eps·|f| (more trials only sample rounding
+        noise; the loop then restarts the model or stops at the precision floor)."""
+        noise = _below_noise(state) & (state.count >= _NOISE_TRIALS)
+        return self._out_of_room(state, next_alpha, direction, x) | noise
+
+    def _out_of_room(self, state, next_alpha, direction, x):
+        """Out of trials, or the step no longer moves any coordinate of x in
+        floating point. The test is per coordinate: on a badly scaled problem
+        (unknowns of 500 and 1e-4, say) a step can still move the small unknowns
+        when it is far below eps·maxᵢ|xᵢ|."""
         eps = jnp.finfo(state.phi0.dtype).eps
-        too_small = jnp.abs(next_alpha) * jnp.max(jnp.abs(direction)) <= eps * jnp.max(
-            jnp.abs(x)
-        )
+        too_small = jnp.all(jnp.abs(next_alpha * direction) <= eps * jnp.abs(x))
         return (state.count >= self.max_trials) | too_small
 
 
@@ -148,7 +191,8 @@ class Backtracking(_LineSearch):
     the minimiser of the quadratic (first) or cubic (later) interpolant, kept within
     [0.1α, 0.5α]; a non-finite φ(α) halves α. Cheaper per trial than
     [`quasinewton.descent.Zoom`][] but gives no curvature guarantee, so quasi-Newton
-    pairs may be skipped.
+    pairs may be skipped. A search whose first step predicts a decrease below
+    √eps·|f| gives up after 3 trials: more would only sample the rounding of f.
 
     **Arguments:**
 
@@ -204,7 +248,11 @@ class Zoom(_LineSearch):
     is known the step grows by cubic extrapolation (so steps longer than 1 are
     found); once one is known it shrinks by safeguarded cubic interpolation. A
     non-finite φ(α) is treated as a step that is too long. If the search runs out
-    of trials it falls back to the best step with sufficient decrease, if any.
+    of trials it falls back to the best step with sufficient decrease, if any. A
+    search whose first step predicts a decrease below √eps·|f| stops after 3 trials
+    (more would only sample the rounding of f); after a quasi-Newton direction the
+    solve then restarts from an empty memory, after a memoryless one it ends at the
+    precision floor.
     The curvature condition keeps sᵀy > 0, so quasi-Newton memories never stall.
 
     **Arguments:**
@@ -293,6 +341,8 @@ class Zoom(_LineSearch):
             count=state.count + 1,
             zooming=zooming,
             force=state.force,
+            memoryless=state.memoryless,
+            noise_before=state.noise_before,
             phi0=state.phi0,
             dphi0=state.dphi0,
             prev_alpha=alpha,
