@@ -60,8 +60,9 @@ gradient), *without* the second call of the same compiled function. Problems run
 one after another, every solver on a problem before the next problem, in one
 process; the counting runs are not timed.
 
-Outputs (``--out-dir``, default ``docs/benchmarks/``): ``cutest_<sizes>.md`` (the
-table), ``cutest_<sizes>.csv`` (one row per problem and solver) and Dolan–Moré
+Outputs (``--out-dir``, default ``docs/benchmarks/``): ``cutest_<sizes>.txt`` (the
+Markdown table and the unsolved runs, which ``docs/benchmarks/cutest.md`` includes;
+not ``.md``, so that MkDocs does not take it for a page), ``cutest_<sizes>.csv`` (one row per problem and solver) and Dolan–Moré
 performance profiles ``figures/cutest_<sizes>_{evals,time,time_compile}.png``: for
 each solver the share of problems it solved within a factor τ of the best solver
 on that problem (objective evaluations; run time without compile; with compile).
@@ -268,7 +269,9 @@ def make_optax(problem: Problem, opts, fn: Callable | None = None):
 
     @jax.jit
     def solve(y0):
-        value_fn = lambda y: f(y, args)  # noqa: E731
+        def value_fn(y):
+            return f(y, args)
+
         opt = optax.lbfgs()
         vg = optax.value_and_grad_from_state(value_fn)
 
@@ -290,7 +293,7 @@ def make_optax(problem: Problem, opts, fn: Callable | None = None):
             return y_new, state, k + 1, nev, small | stalled | ~jnp.all(jnp.isfinite(y_new))
 
         init = (y0, opt.init(y0), jnp.int32(0), jnp.int32(0), jnp.array(False))
-        y, state, k, nev, stop = jax.lax.while_loop(cond, body, init)
+        y, _, k, nev, _ = jax.lax.while_loop(cond, body, init)
         return y, k, nev
 
     def run():
@@ -616,7 +619,7 @@ def main(argv=None) -> int:
     )
     print(text)
     opts.out_dir.mkdir(parents=True, exist_ok=True)
-    (opts.out_dir / f"{tag}.md").write_text(text + "\n")
+    (opts.out_dir / f"{tag}.txt").write_text(text + "\n")
     with open(opts.out_dir / f"{tag}.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         fields = [f.name for f in dataclasses.fields(Record)]
@@ -639,7 +642,7 @@ def main(argv=None) -> int:
                 figs / f"{tag}_{suffix}.png",
                 f"CUTEst ({opts.size_text}): {what}",
             )
-    log(f"wrote {opts.out_dir / tag}.md, .csv" + ("" if opts.no_plots else " and figures/"))
+    log(f"wrote {opts.out_dir / tag}.txt, .csv" + ("" if opts.no_plots else " and figures/"))
     return 0
 
 
