@@ -12,7 +12,9 @@ Every problem is solved in float64 (``jax_enable_x64``) from its standard start
 
 - ``qn-lbfgs``: ``qn.LBFGS(rtol=tol, atol=tol)`` and ``qn-bfgs``: ``qn.BFGS(...)``,
   through ``qn.minimise(..., max_steps=MAX_EVALS, throw=False)`` under ``jax.jit``.
-  ``--qn-defaults`` uses ``qn.LBFGS()`` / ``qn.BFGS()`` (rtol = 1e-8, atol = 1e-6).
+  ``qn-lbfgs-default`` is ``qn.LBFGS()`` with its default tolerances (float64:
+  rtol = 1e-8, atol = 1e-6, i.e. a gradient test at 1e-6 rather than 1e-8);
+  ``--qn-defaults`` gives the other two their defaults as well.
 - ``scipy-lbfgsb`` / ``scipy-bfgs``: ``scipy.optimize.minimize(method="L-BFGS-B" /
   "BFGS", jac=True)`` on a jitted ``jax.value_and_grad`` of the objective, with
   ``gtol=tol`` (both: the largest |gradient component|), L-BFGS-B's
@@ -179,11 +181,11 @@ def _enum_name(enum_cls, item) -> str:
     return str(idx)
 
 
-def make_qn(kind: str):
+def make_qn(kind: str, defaults: bool = False):
     def make(problem: Problem, opts, fn: Callable | None = None):
         import quasinewton as qn
 
-        if opts.qn_defaults:
+        if defaults or opts.qn_defaults:
             solver = qn.LBFGS() if kind == "lbfgs" else qn.BFGS()
         else:
             tol = opts.tol
@@ -313,6 +315,7 @@ class Spec:
 
 SOLVERS = [
     Spec("qn-lbfgs", "qn LBFGS", make_qn("lbfgs"), True),
+    Spec("qn-lbfgs-default", "qn LBFGS, default tolerances", make_qn("lbfgs", True), True),
     Spec("qn-bfgs", "qn BFGS", make_qn("bfgs"), True),
     Spec("scipy-lbfgsb", "SciPy L-BFGS-B", make_scipy("L-BFGS-B"), True),
     Spec("scipy-bfgs", "SciPy BFGS", make_scipy("BFGS"), True),
