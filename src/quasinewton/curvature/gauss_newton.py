@@ -142,7 +142,12 @@ class GaussNewton(AbstractHessianModel):
 
     def diagonal(self, state, evaluation, linearisation):
         if self.normal_equations:
-            return jnp.diagonal(evaluation.matrix)
+            a = evaluation.matrix
+            if a.shape[0] <= MAX_UNROLLED:
+                # Static slices: jnp.diagonal lowers to a gather, a kernel of its
+                # own in the compiled loop.
+                return jnp.stack([a[i, i] for i in range(a.shape[0])])
+            return jnp.diagonal(a)
         if self.materialise:
             return jnp.sum(evaluation.matrix**2, axis=0)
         jvp, _ = self._products(evaluation, linearisation)
