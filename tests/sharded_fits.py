@@ -64,7 +64,7 @@ def main() -> int:
         "same_num_steps": bool(jnp.all(sharded.stats["num_steps"] == single.stats["num_steps"])),
         "same_results": bool(jnp.all(sharded.result == single.result)),
         "num_successful": int(ok.sum()),
-        "bad_fit_result": str(
+        "bad_fit_result": (
             "nonfinite" if bool((sharded.result == qn.RESULTS.nonfinite)[5]) else "other"
         ),
         "max_cost": float(jnp.max(jnp.where(ok, sharded.stats["value"], 0.0))),

@@ -28,7 +28,8 @@ class Evaluation(eqx.Module):
     - `f`: the objective (for least squares, ½‖r‖²).
     - `grad`: its gradient, flat.
     - `aux`: the user's auxiliary output.
-    - `residual`: the flat residual vector (least squares), else `None`.
+    - `residual`: the flat residual vector, if the curvature model needs it later
+      (the QR solve of Gauss–Newton), else `None`.
     - `matrix`: a dense matrix kept by the curvature model (the Jacobian of the
       residual, or the Hessian), else `None`.
     """

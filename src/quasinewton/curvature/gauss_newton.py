@@ -69,9 +69,13 @@ class GaussNewton(AbstractHessianModel):
     def evaluate(self, problem: Problem, x):
         if self.materialise:
             r, jac, aux = problem.jacobian(x)
-            # The normal-equations form keeps JᵀJ in place of J.
-            matrix = jac.T @ jac if self.normal_equations else jac
-            ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=r, matrix=matrix)
+            # The normal-equations form keeps JᵀJ in place of J, and not r, which
+            # only the QR solve reads: neither is carried through the loop.
+            if self.normal_equations:
+                matrix, kept = jac.T @ jac, None
+            else:
+                matrix, kept = jac, r
+            ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=kept, matrix=matrix)
             return ev, None, 1, 1
         r, jvp, vjp, aux = problem.linearise(x)
         ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=vjp(r), aux=aux, residual=r)
