@@ -61,7 +61,7 @@ Measured, per solver (each in the same process, one after another, after
 ``jax.clear_caches()``):
 
 - *compile (s)*: tracing, lowering and XLA compilation of the jitted batch, timed
-  on their own (``jax.jit(f).lower(...).compile()``, the faster of two from cleared
+  on their own (``jax.jit(f).lower(...).compile()``, the fastest of three from cleared
   caches, so that one-time costs of the process do not fall on whichever solver
   happens to run first). For SciPy: the first fit
   (jit of r and J) minus the second fit.
@@ -382,12 +382,12 @@ def count_results(enum, result) -> str:
 
 def time_jax(f: Callable, args: tuple, repeats: int) -> tuple[object, float, list[float]]:
     """Compile the jitted `f` ahead of time for `args` (trace + lower + XLA compile,
-    timed on its own; the faster of two compilations from cleared caches, so that
-    one-time costs of the process, which fall on whichever solver runs first, do
-    not count), then run it once untimed and `repeats` times timed; returns
+    timed on its own; the fastest of three compilations from cleared caches, so
+    that one-time costs of the process, which fall on whichever solver runs first,
+    and the machine's noise count as little as possible), then run it once untimed and `repeats` times timed; returns
     (output, compile seconds, run seconds)."""
     times = []
-    for _ in range(2):
+    for _ in range(3):
         jax.clear_caches()
         t0 = time.perf_counter()
         compiled = f.lower(*args).compile()

@@ -111,6 +111,14 @@ class AbstractCurvature(eqx.Module):
         **Returns:** `(p, num_linear_steps)`, the iterations an iterative solver spent.
         """
 
+    def solves_exactly(self, context: LinearSolveContext) -> bool:
+        """Whether `solve` with this context solves `(B + diag(damping)) p = −∇f` by a
+        direct factorisation (up to rounding), so that a predicted reduction may use
+        the identity pᵀ(B + D)p = −∇fᵀp instead of a product with B. Iterative
+        solves stop early and must not (default `False`)."""
+        del context
+        return False
+
     def initial_step(self, state: Any, direction: Float[Array, " n"]) -> Scalar:
         """The first trial step length a line search should try along `direction`."""
         return jnp.ones((), direction.dtype)

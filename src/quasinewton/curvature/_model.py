@@ -39,6 +39,11 @@ class Model:
         """The first step length a line search should try along `direction`."""
         return self.curvature.initial_step(self.state, direction)
 
+    @property
+    def solves_exactly(self) -> bool:
+        """Whether `step` solves its system directly (see `AbstractCurvature.solves_exactly`)."""
+        return self.curvature.solves_exactly(self.context)
+
     def quadratic(self, p):
         """pᵀBp, the model's curvature along p."""
         return self.curvature.quadratic(self.state, self.evaluation, self.linearisation, p)

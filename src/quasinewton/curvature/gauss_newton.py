@@ -97,9 +97,21 @@ class GaussNewton(AbstractHessianModel):
         jvp, vjp = self._products(evaluation, linearisation)
         return lambda v: vjp(jvp(v))
 
+    def _direct(self, solver) -> Literal["cholesky", "qr", None]:
+        """Which direct dense solve `solve` uses with this Lineax solver, if any."""
+        if self.normal_equations and (solver is None or isinstance(solver, lx.Cholesky)):
+            return "cholesky"
+        if self.materialise and not self.normal_equations and (solver is None or isinstance(solver, lx.QR)):
+            return "qr"
+        return None
+
+    def solves_exactly(self, context):
+        return self._direct(context.solver) is not None
+
     def solve(self, state, evaluation, linearisation, damping, context):
         solver = context.solver
-        if self.normal_equations and (solver is None or isinstance(solver, lx.Cholesky)):
+        direct = self._direct(solver)
+        if direct == "cholesky":
             normal = evaluation.matrix
             if damping is not None:
                 normal = normal + jnp.diag(damping)
@@ -109,7 +121,7 @@ class GaussNewton(AbstractHessianModel):
                 operator = lx.MatrixLinearOperator(normal, lx.positive_semidefinite_tag)
                 p = lx.linear_solve(operator, -evaluation.grad, lx.Cholesky(), throw=False).value
             return p, jnp.zeros((), jnp.int32)
-        if self.materialise and not self.normal_equations and (solver is None or isinstance(solver, lx.QR)):
+        if direct == "qr":
             jac, r = evaluation.matrix, evaluation.residual
             n = jac.shape[1]
             if damping is None:

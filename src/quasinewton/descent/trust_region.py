@@ -136,9 +136,14 @@ class TrustRegion(AbstractDescent):
             first = self.initial_damping * _largest_diagonal(model, x)
         damping = jnp.where(damping < 0, first, damping)
         p, num_linear = model.step(damping * scale)
-        # Predicted reduction −(∇fᵀp + ½pᵀBp), from B itself so that inexact
-        # (CG) solves are judged correctly.
-        predicted = -(jnp.dot(evaluation.grad, p) + 0.5 * model.quadratic(p))
+        if model.solves_exactly:
+            # (B + λD)p = −∇f exactly, so the predicted reduction −(∇fᵀp + ½pᵀBp)
+            # equals ½pᵀ(λDp − ∇f) (Madsen, Nielsen & Tingleff, 2004, eq. 3.9): one
+            # pass over p, no product with B.
+            predicted = 0.5 * jnp.dot(p, damping * scale * p - evaluation.grad)
+        else:
+            # From B itself, so that inexact (CG) solves are judged correctly.
+            predicted = -(jnp.dot(evaluation.grad, p) + 0.5 * model.quadratic(p))
         # A failed solve (e.g. Cholesky of an indefinite B + λD, or CG breaking down
         # at once) gives no step: the trial stays at x with a nan prediction, so it
         # is rejected, λ grows, and it can never pass for convergence at the
