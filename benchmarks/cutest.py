@@ -11,10 +11,13 @@ Every problem is solved in float64 (``jax_enable_x64``) from its standard start
 ``problem.y0`` by each solver in turn:
 
 - ``qn-lbfgs``: ``qn.LBFGS(rtol=tol, atol=tol)`` and ``qn-bfgs``: ``qn.BFGS(...)``,
-  through ``qn.minimise(..., max_steps=MAX_EVALS, throw=False)`` under ``jax.jit``.
-  ``qn-lbfgs-default`` is ``qn.LBFGS()`` with its default tolerances (float64:
-  rtol = 1e-8, atol = 1e-6, i.e. a gradient test at 1e-6 rather than 1e-8);
-  ``--qn-defaults`` gives the other two their defaults as well.
+  through ``qn.minimise(..., max_steps=MAX_EVALS, throw=False)`` called from
+  Python, as SciPy is called (so the solver's step is compiled once per solver and
+  size and only each objective is compiled anew; see the concepts page).
+  ``qn-lbfgs-jit`` is the same L-BFGS solve under ``jax.jit`` (one program per
+  problem). ``qn-lbfgs-default`` is ``qn.LBFGS()`` with its default tolerances
+  (float64: rtol = 1e-8, atol = 1e-6, i.e. a gradient test at 1e-6 rather than
+  1e-8); ``--qn-defaults`` gives the other two their defaults as well.
 - ``scipy-lbfgsb`` / ``scipy-bfgs``: ``scipy.optimize.minimize(method="L-BFGS-B" /
   "BFGS", jac=True)`` on a jitted ``jax.value_and_grad`` of the objective, with
   ``gtol=tol`` (both: the largest |gradient component|), L-BFGS-B's
@@ -56,11 +59,13 @@ solver itself counts them:
   ``jax.debug.callback``. ``--count-evals all`` does this for every JAX solver and
   checks the counts above against it (they agreed on all 8 ``--quick`` problems).
 
-Time, per run, after ``jax.clear_caches()``: *with compile* is the first call (trace,
-compile, run; for SciPy the first ``minimize``, which compiles the objective and
-gradient), *without* the second call of the same compiled function. Problems run
-one after another, every solver on a problem before the next problem, in one
-process; the counting runs are not timed.
+Time, per run: *with compile* is the first call (trace, compile, run; for SciPy the
+first ``minimize``, which compiles the objective and gradient), *without* the second
+call of the same solve. Problems run one after another, every solver on a problem
+before the next problem, in one process that keeps its compilation caches, as a
+user's session does (``--clear-caches`` empties them before every run instead, so
+that nothing compiled for an earlier problem is reused); the counting runs are not
+timed.
 
 Outputs (``--out-dir``, default ``docs/benchmarks/``): ``cutest_<sizes>.txt`` (the
 Markdown table and the unsolved runs, which ``docs/benchmarks/cutest.md`` includes;
@@ -181,7 +186,7 @@ def _enum_name(enum_cls, item) -> str:
     return str(idx)
 
 
-def make_qn(kind: str, defaults: bool = False):
+def make_qn(kind: str, defaults: bool = False, jit: bool = False):
     def make(problem: Problem, opts, fn: Callable | None = None):
         import quasinewton as qn
 
@@ -194,10 +199,12 @@ def make_qn(kind: str, defaults: bool = False):
             )
         f = fn or problem.objective
 
-        @jax.jit
         def solve(y0, args):
             sol = qn.minimise(f, solver, y0, args, max_steps=opts.max_evals, throw=False)
             return sol.value, sol.stats["num_fn_evals"], sol.result, sol.stats["termination"]
+
+        if jit:
+            solve = jax.jit(solve)
 
         def run():
             x, nf, result, term = _block(solve(problem.y0, problem.args))
@@ -316,6 +323,7 @@ class Spec:
 SOLVERS = [
     Spec("qn-lbfgs", "qn LBFGS", make_qn("lbfgs"), True),
     Spec("qn-lbfgs-default", "qn LBFGS, default tolerances", make_qn("lbfgs", True), True),
+    Spec("qn-lbfgs-jit", "qn LBFGS under jax.jit", make_qn("lbfgs", jit=True), True),
     Spec("qn-bfgs", "qn BFGS", make_qn("bfgs"), True),
     Spec("scipy-lbfgsb", "SciPy L-BFGS-B", make_scipy("L-BFGS-B"), True),
     Spec("scipy-bfgs", "SciPy BFGS", make_scipy("BFGS"), True),
@@ -382,7 +390,8 @@ class Record:
 def run_one(spec: Spec, problem: Problem, opts, fvalue: Callable) -> Record:
     rec = Record(problem.name, problem.n, spec.key, stated_fstar=problem.stated_fstar)
     try:
-        jax.clear_caches()
+        if opts.clear_caches:
+            jax.clear_caches()
         run = spec.make(problem, opts)
         t0 = time.perf_counter()
         run()
@@ -571,6 +580,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "benchmarks")
     p.add_argument("--tag", default=None, help="output file stem (default cutest_<sizes>)")
+    p.add_argument(
+        "--clear-caches",
+        action="store_true",
+        help="jax.clear_caches() before every run, so that nothing compiled for an "
+        "earlier problem is reused (by default the process keeps its caches, as a "
+        "user's session does)",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--verbose", action="store_true")
     opts = p.parse_args(argv)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
 
+from ._host import can_run_on_host, run_on_host
 from ._loop import run
 from ._problem import Problem
 from .linear.cg import ConjugateGradient
@@ -32,6 +33,9 @@ class ImplicitAdjoint(eqx.Module):
     linear_solver: lx.AbstractLinearSolver = lx.AutoLinearSolver(well_posed=None)
 
     def solve(self, problem: Problem, x0, solver, max_steps: int, history: bool):
+        if can_run_on_host(problem, solver, x0):
+            # Nothing is traced, so nothing can be differentiated: no adjoint needed.
+            return run_on_host(problem, solver, x0, max_steps, history)
         x, aux, rest = _implicit(problem, x0, solver, max_steps, history, self.linear_solver)
         return eqx.tree_at(
             lambda s: (s.x, s.evaluation.aux),

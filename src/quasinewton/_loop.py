@@ -61,9 +61,9 @@ def _int(value) -> Int[Array, ""]:
     return jnp.asarray(value, jnp.int32)
 
 
-def _placeholder(curvature, problem: Problem, x0) -> Evaluation:
+def placeholder_evaluation(curvature, problem: Problem, x0) -> Evaluation:
     """An evaluation of the right structure, to be replaced by the one at `x0`."""
-    shapes = jax.eval_shape(lambda x: curvature.evaluate(problem, x)[0], x0)
+    shapes = eqx.filter_eval_shape(lambda p, x: curvature.evaluate(p, x)[0], problem, x0)
 
     def fill(leaf):
         value = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
@@ -72,21 +72,18 @@ def _placeholder(curvature, problem: Problem, x0) -> Evaluation:
     return jax.tree.map(fill, shapes)
 
 
-def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool):
-    """Run `solver` on `problem` from `x0`; returns the final `LoopState`.
+def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: bool) -> LoopState:
+    """The loop's state before its first iteration, which evaluates `x0`.
 
-    The start point is evaluated by the loop's first iteration, which accepts it
-    unconditionally (if finite), so the objective, its derivatives and the model's
-    solve each appear once in the compiled program.
+    `placeholder` is any evaluation of the right structure (e.g. from
+    `placeholder_evaluation`); it is replaced by the one at `x0`.
     """
     curvature, descent = solver.curvature, solver.descent
-
-    placeholder = _placeholder(curvature, problem, x0)
     _, fstate = solver.linear_context(placeholder, None, 0)
     hist = None
     if history:
         hist = jnp.full((max_steps + 1,), jnp.nan, x0.dtype)
-    init = LoopState(
+    return LoopState(
         x=x0,
         evaluation=placeholder,
         trial=x0,
@@ -107,115 +104,148 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
         history=hist,
     )
 
-    def cond_fun(state: LoopState):
-        return ~state.done & ((state.num_steps < max_steps) | ~state.started)
 
-    def body_fun(state: LoopState):
-        first = ~state.started
-        ev_t, lin_t, nf, nj = curvature.evaluate(problem, state.trial)
-        finite_t = all_finite(ev_t)
-        judged, failed, judged_state = descent.judge(
-            state.descent, state.x, state.evaluation, ev_t, finite_t, state.direction
-        )
-        # The first iteration evaluates the start point: accepted if finite, and
-        # nothing to judge or learn from yet.
-        accept = jnp.where(first, finite_t, judged)
-        failed = failed & ~first
-        dstate = tree_where(first, state.descent, judged_state)
-        step = state.trial - state.x
-        cstate = jax.lax.cond(
-            accept & ~first,
-            lambda c: curvature.update(c, step, state.evaluation, ev_t),
-            lambda c: c,
-            state.curvature,
-        )
-        x = jnp.where(accept, state.trial, state.x)
-        ev = tree_where(accept, ev_t, state.evaluation)
-        grad0_norm = jnp.where(first, jnp.max(jnp.abs(ev_t.grad)), state.grad0_norm)
+def keep_going(state: LoopState, max_steps) -> Bool[Array, ""]:
+    """Whether the loop runs another iteration."""
+    return ~state.done & ((state.num_steps < max_steps) | ~state.started)
 
-        # At the start only the absolute part of the gradient test applies.
-        grad_ok = accept & solver.gradient_test(x, ev, jnp.where(first, 0.0, grad0_norm))
-        # A step shortened by the descent rule (a backtracked line search) says the
-        # model was poor, not that the iterate has converged: only full steps count.
-        full_step = accept & ~first & descent.full_step(state.descent)
-        step_ok = full_step & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev)
-        converged = grad_ok | step_ok
 
-        # A failed search restarts once from a cleared memory; a second failure, or a
-        # failure of a memoryless model, ends the solve.
-        floor = failed & descent.at_precision_floor(dstate)
-        memoryless = curvature.is_reset(cstate)
-        restart = failed & ~memoryless & ~floor
-        give_up = failed & memoryless & ~floor
-        bad_start = first & ~finite_t
-        converged = converged | floor
-        cstate = jax.lax.cond(restart, lambda c: curvature.reset(c), lambda c: c, cstate)
-        new_search = accept | restart
-
-        num_steps = state.num_steps + (~first).astype(jnp.int32)
-        context, fstate = solver.linear_context(ev, state.forcing, num_steps)
-
-        def propose(linearisation):
-            model = Model(curvature, cstate, ev, linearisation, context)
-            return descent.propose(dstate, x, ev, model, new_search, state.direction)
-
-        nf_extra = nj_extra = _int(0)
-        if curvature.needs_linearisation and descent.solves_every_iteration:
-            # After a rejected trial the model is needed at the old iterate again.
-            def relinearised():
-                _, lin, _, _ = curvature.evaluate(problem, x)
-                return propose(lin)
-
-            trial, direction, dstate, nlin = jax.lax.cond(
-                accept, lambda: propose(lin_t), relinearised
-            )
-            nf_extra = jnp.where(accept, 0, nf).astype(jnp.int32)
-            nj_extra = jnp.where(accept, 0, nj).astype(jnp.int32)
-        else:
-            trial, direction, dstate, nlin = propose(lin_t)
-
-        result = RESULTS.where(
-            give_up | bad_start,
-            RESULTS.where(finite_t, RESULTS.search_failed, RESULTS.nonfinite),
-            RESULTS.successful,
-        )
-        termination = Termination.where(
-            grad_ok,
-            Termination.gradient,
-            Termination.where(
-                step_ok,
-                Termination.step,
-                Termination.where(floor, Termination.precision, Termination.none),
-            ),
-        )
-        hist = state.history
-        if hist is not None:
-            hist = hist.at[num_steps].set(ev.f)
-        return LoopState(
-            x=x,
-            evaluation=ev,
-            trial=trial,
-            direction=direction,
-            curvature=cstate,
-            descent=dstate,
-            forcing=fstate,
-            grad0_norm=grad0_norm,
-            started=jnp.array(True),
-            num_steps=num_steps,
-            num_accepted_steps=state.num_accepted_steps + (accept & ~first).astype(jnp.int32),
-            num_fn_evals=state.num_fn_evals + nf + nf_extra,
-            num_jac_evals=state.num_jac_evals + nj + nj_extra,
-            num_linear_steps=state.num_linear_steps + nlin,
-            done=converged | give_up | bad_start,
-            result=result,
-            termination=termination,
-            history=hist,
-        )
-
-    final = jax.lax.while_loop(cond_fun, body_fun, init)
-    out_of_steps = ~final.done
+def finish(state: LoopState) -> LoopState:
+    """The final state: a solve that ran out of steps reports `max_steps_reached`."""
     return eqx.tree_at(
         lambda s: s.result,
-        final,
-        RESULTS.where(out_of_steps, RESULTS.max_steps_reached, final.result),
+        state,
+        RESULTS.where(~state.done, RESULTS.max_steps_reached, state.result),
     )
+
+
+def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool):
+    """Run `solver` on `problem` from `x0`; returns the final `LoopState`.
+
+    The start point is evaluated by the loop's first iteration, which accepts it
+    unconditionally (if finite), so the objective, its derivatives and the model's
+    solve each appear once in the compiled program.
+    """
+    curvature = solver.curvature
+    init = initial_state(solver, placeholder_evaluation(curvature, problem, x0), x0, max_steps, history)
+
+    def body_fun(state: LoopState):
+        evaluated = curvature.evaluate(problem, state.trial)
+        return advance(solver, problem, state, evaluated)
+
+    final = jax.lax.while_loop(lambda st: keep_going(st, max_steps), body_fun, init)
+    return finish(final)
+
+
+def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> LoopState:
+    """One loop iteration, given `evaluated = curvature.evaluate(problem, state.trial)`:
+    judge the trial, update the model, test for convergence and propose the next
+    trial.
+
+    `problem` is needed only to re-linearise a model after a rejected trust-region
+    trial (`curvature.needs_linearisation`); otherwise it may be `None`, so that
+    this function does not depend on the objective and compiles once per solver
+    and shape (see `run_on_host`).
+    """
+    curvature, descent = solver.curvature, solver.descent
+    first = ~state.started
+    ev_t, lin_t, nf, nj = evaluated
+    finite_t = all_finite(ev_t)
+    judged, failed, judged_state = descent.judge(
+        state.descent, state.x, state.evaluation, ev_t, finite_t, state.direction
+    )
+    # The first iteration evaluates the start point: accepted if finite, and
+    # nothing to judge or learn from yet.
+    accept = jnp.where(first, finite_t, judged)
+    failed = failed & ~first
+    dstate = tree_where(first, state.descent, judged_state)
+    step = state.trial - state.x
+    cstate = jax.lax.cond(
+        accept & ~first,
+        lambda c: curvature.update(c, step, state.evaluation, ev_t),
+        lambda c: c,
+        state.curvature,
+    )
+    x = jnp.where(accept, state.trial, state.x)
+    ev = tree_where(accept, ev_t, state.evaluation)
+    grad0_norm = jnp.where(first, jnp.max(jnp.abs(ev_t.grad)), state.grad0_norm)
+
+    # At the start only the absolute part of the gradient test applies.
+    grad_ok = accept & solver.gradient_test(x, ev, jnp.where(first, 0.0, grad0_norm))
+    # A step shortened by the descent rule (a backtracked line search) says the
+    # model was poor, not that the iterate has converged: only full steps count.
+    full_step = accept & ~first & descent.full_step(state.descent)
+    step_ok = full_step & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev)
+    converged = grad_ok | step_ok
+
+    # A failed search restarts once from a cleared memory; a second failure, or a
+    # failure of a memoryless model, ends the solve.
+    floor = failed & descent.at_precision_floor(dstate)
+    memoryless = curvature.is_reset(cstate)
+    restart = failed & ~memoryless & ~floor
+    give_up = failed & memoryless & ~floor
+    bad_start = first & ~finite_t
+    converged = converged | floor
+    cstate = jax.lax.cond(restart, lambda c: curvature.reset(c), lambda c: c, cstate)
+    new_search = accept | restart
+
+    num_steps = state.num_steps + (~first).astype(jnp.int32)
+    context, fstate = solver.linear_context(ev, state.forcing, num_steps)
+
+    def propose(linearisation):
+        model = Model(curvature, cstate, ev, linearisation, context)
+        return descent.propose(dstate, x, ev, model, new_search, state.direction)
+
+    nf_extra = nj_extra = _int(0)
+    if curvature.needs_linearisation and descent.solves_every_iteration:
+        # After a rejected trial the model is needed at the old iterate again.
+        def relinearised():
+            _, lin, _, _ = curvature.evaluate(problem, x)
+            return propose(lin)
+
+        trial, direction, dstate, nlin = jax.lax.cond(
+            accept, lambda: propose(lin_t), relinearised
+        )
+        nf_extra = jnp.where(accept, 0, nf).astype(jnp.int32)
+        nj_extra = jnp.where(accept, 0, nj).astype(jnp.int32)
+    else:
+        trial, direction, dstate, nlin = propose(lin_t)
+
+    result = RESULTS.where(
+        give_up | bad_start,
+        RESULTS.where(finite_t, RESULTS.search_failed, RESULTS.nonfinite),
+        RESULTS.successful,
+    )
+    termination = Termination.where(
+        grad_ok,
+        Termination.gradient,
+        Termination.where(
+            step_ok,
+            Termination.step,
+            Termination.where(floor, Termination.precision, Termination.none),
+        ),
+    )
+    hist = state.history
+    if hist is not None:
+        hist = hist.at[num_steps].set(ev.f)
+    return LoopState(
+        x=x,
+        evaluation=ev,
+        trial=trial,
+        direction=direction,
+        curvature=cstate,
+        descent=dstate,
+        forcing=fstate,
+        grad0_norm=grad0_norm,
+        started=jnp.array(True),
+        num_steps=num_steps,
+        num_accepted_steps=state.num_accepted_steps + (accept & ~first).astype(jnp.int32),
+        num_fn_evals=state.num_fn_evals + nf + nf_extra,
+        num_jac_evals=state.num_jac_evals + nj + nj_extra,
+        num_linear_steps=state.num_linear_steps + nlin,
+        done=converged | give_up | bad_start,
+        result=result,
+        termination=termination,
+        history=hist,
+    )
+

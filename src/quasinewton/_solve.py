@@ -106,6 +106,12 @@ def minimise(
 
     **Returns:** a [`quasinewton.Solution`][].
 
+    Called from Python (not under `jax.jit`, `jax.vmap` or `jax.grad`), the loop
+    runs in Python around two compiled functions, the evaluation of `fn` and the
+    solver's step, and the step is compiled once per solver and size for all
+    objectives; under a transformation the whole solve is one compiled loop. Both
+    take the same steps ([Concepts](../concepts.md#compiled-once-or-driven-from-python)).
+
     **Raises:** at trace time, `TypeError` or `ValueError` for a non-scalar or
     non-floating objective, a `y0` with integer or complex leaves, a malformed aux
     pair, or (with `throw=True`) a concrete `y0` holding nan or inf.

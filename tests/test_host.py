@@ -1,0 +1,157 @@
+"""Solves called outside any JAX transformation run their loop from Python
+(`quasinewton._host`): same iterations as the compiled loop, the solver's step
+compiled once and reused across objectives, and the compiled loop whenever anything
+is traced."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import quasinewton as qn
+from quasinewton import _adjoint, _host
+from quasinewton._problem import make_problem
+
+
+def rosenbrock(y, args=None):
+    return jnp.sum(100.0 * (y[1:] - y[:-1] ** 2) ** 2 + (1.0 - y[:-1]) ** 2)
+
+
+def exp_residual(p, args):
+    t, y = args
+    return p[0] * jnp.exp(-p[1] * t) + p[2] - y
+
+
+T = jnp.linspace(0.0, 4.0, 30)
+DATA = (T, 2.0 * jnp.exp(-1.3 * T) + 0.5 + 0.01 * jnp.sin(7.0 * T))
+Y0 = jnp.array([-1.2, 1.0, -1.2, 1.0])
+
+
+def _summary(sol):
+    return (
+        np.asarray(sol.value),
+        int(sol.result._value),
+        int(sol.stats["num_steps"]),
+        int(sol.stats["num_fn_evals"]),
+        int(sol.stats["termination"]._value),
+    )
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [qn.LBFGS(), qn.BFGS(), qn.LBFGS(line_search="armijo"), qn.Newton()],
+    ids=["lbfgs", "bfgs", "lbfgs-armijo", "newton"],
+)
+def test_eager_solve_takes_the_jitted_iterations(solver):
+    # Both paths run `_loop.advance` on the same evaluations: the same number of
+    # steps and evaluations, the same termination, the same point up to rounding.
+    eager = qn.minimise(rosenbrock, solver, Y0, max_steps=500)
+    jitted = jax.jit(lambda y: qn.minimise(rosenbrock, solver, y, max_steps=500))(Y0)
+    e, j = _summary(eager), _summary(jitted)
+    assert e[1:] == j[1:]
+    np.testing.assert_allclose(e[0], j[0], rtol=1e-12, atol=1e-12)
+    assert e[1] == int(qn.RESULTS.successful._value)
+    np.testing.assert_allclose(e[0], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("linear_solver", [None, "qr"], ids=["lean", "qr"])
+def test_eager_least_squares_matches_jitted(linear_solver):
+    import lineax as lx
+
+    kwargs = {} if linear_solver is None else {"linear_solver": lx.QR()}
+    solver = qn.LevenbergMarquardt(**kwargs)
+    y0 = jnp.array([1.0, 1.0, 0.0])
+    eager = qn.least_squares(exp_residual, solver, y0, DATA)
+    jitted = jax.jit(lambda y, d: qn.least_squares(exp_residual, solver, y, d))(y0, DATA)
+    assert _summary(eager)[1:] == _summary(jitted)[1:]
+    np.testing.assert_allclose(eager.value, jitted.value, rtol=1e-10)
+    assert int(eager.stats["num_jac_evals"]) == int(jitted.stats["num_jac_evals"])
+
+
+def test_compiled_step_is_reused_by_a_new_objective():
+    # The step does not depend on the objective: a second objective of the same
+    # size, dtype and solver compiles only its own evaluation.
+    solver = qn.LBFGS(memory_size=7)  # a configuration no other test uses
+    y0 = jnp.linspace(-1.0, 1.0, 6)
+    qn.minimise(rosenbrock, solver, y0)
+    size = _host._advance._cache_size()
+
+    def quartic(y, args):
+        return jnp.sum((y - 0.3) ** 4 + (y - 0.3) ** 2)
+
+    sol = qn.minimise(quartic, solver, y0)
+    assert _host._advance._cache_size() == size
+    np.testing.assert_allclose(sol.value, 0.3, atol=1e-5)
+    # Another size is another compilation.
+    qn.minimise(quartic, solver, jnp.zeros(3))
+    assert _host._advance._cache_size() == size + 1
+
+
+def test_traced_solves_use_the_compiled_loop():
+    problem_y0 = jnp.array([0.5, 0.5])
+
+    def shifted(y, a):
+        return jnp.sum((y - a) ** 2) + 0.1 * jnp.sum(y**4)
+
+    seen = []
+    original = _host.can_run_on_host
+
+    def spy(problem, solver, x0):
+        out = original(problem, solver, x0)
+        seen.append(out)
+        return out
+
+    _adjoint.can_run_on_host = spy
+    try:
+        qn.minimise(shifted, qn.LBFGS(), problem_y0, jnp.array(1.0))
+        one = jnp.array(1.0)
+        jax.jit(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value)(one)
+        jax.vmap(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value)(jnp.ones(3))
+        grad = jax.grad(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value[0])(one)
+        # A closure over a traced value is traced too.
+        jax.grad(lambda a: qn.minimise(lambda y, _: shifted(y, a), qn.LBFGS(), problem_y0).value[0])(one)
+    finally:
+        _adjoint.can_run_on_host = original
+    assert seen == [True, False, False, False, False]
+    # dy*/da from the optimality condition 2(y − a) + 0.4y³ = 0: dy/da = 2/(2 + 1.2y²).
+    y = float(qn.minimise(shifted, qn.LBFGS(), problem_y0, jnp.array(1.0)).value[0])
+    np.testing.assert_allclose(float(grad), 2.0 / (2.0 + 1.2 * y**2), rtol=1e-6)
+
+
+def test_matrix_free_models_use_the_compiled_loop():
+    # A linearisation (a function) cannot cross between compiled functions.
+    y0 = jnp.array([1.0, 1.0, 0.0])
+    problem, x0, _ = make_problem(exp_residual, y0, DATA, "residual", False)
+    solver = qn.LevenbergMarquardtCG()
+    solver = eqx.tree_at(lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0))
+    assert solver.curvature.needs_linearisation
+    assert not _host.can_run_on_host(problem, solver, x0)
+    sol = qn.least_squares(exp_residual, qn.LevenbergMarquardtCG(), y0, DATA)
+    assert sol.result == qn.RESULTS.successful
+
+
+def test_eager_failures_are_reported_like_jitted_ones():
+    # A start at which f is not finite: `nonfinite`, and an error with throw=True.
+    def log_barrier(y, args):
+        return -jnp.sum(jnp.log(y)) + jnp.sum(y)
+
+    bad = jnp.array([-1.0, 1.0])
+    sol = qn.minimise(log_barrier, qn.LBFGS(), bad, throw=False)
+    jitted = jax.jit(lambda y: qn.minimise(log_barrier, qn.LBFGS(), y, throw=False))(bad)
+    assert sol.result == qn.RESULTS.nonfinite == jitted.result
+    with pytest.raises(Exception, match="(?i)non-?finite|nan|inf"):
+        qn.minimise(log_barrier, qn.LBFGS(), bad)
+    # Running out of steps.
+    short = qn.minimise(rosenbrock, qn.LBFGS(), Y0, max_steps=5, throw=False)
+    assert short.result == qn.RESULTS.max_steps_reached
+    assert int(short.stats["num_steps"]) == 5
+
+
+def test_eager_history_matches_jitted():
+    eager = qn.minimise(rosenbrock, qn.LBFGS(), Y0, history=True, max_steps=100)
+    jitted = jax.jit(lambda y: qn.minimise(rosenbrock, qn.LBFGS(), y, history=True, max_steps=100))(Y0)
+    np.testing.assert_allclose(eager.stats["loss_history"], jitted.stats["loss_history"], rtol=1e-12)
+    steps = int(eager.stats["num_steps"])
+    assert np.all(np.isfinite(np.asarray(eager.stats["loss_history"])[: steps + 1]))
+    assert np.all(np.isnan(np.asarray(eager.stats["loss_history"])[steps + 1 :]))
