@@ -28,11 +28,21 @@ from ._problem import Problem
 
 
 class _Static:
-    """Static arguments of a cached compiled function, hashed once."""
+    """Static arguments of a cached compiled function, hashed once and interned:
+    `jax.jit` compares static arguments with those of its cache entries at every
+    call, and comparing a solver field by field costs more than the call itself,
+    so equal arguments are made the same object (`_Static.of`)."""
+
+    _interned: "dict[_Static, _Static]" = {}
 
     def __init__(self, *items):
         self.items = items
         self._hash = hash(items)
+
+    @classmethod
+    def of(cls, *items) -> "_Static":
+        new = cls(*items)
+        return cls._interned.setdefault(new, new)
 
     def __hash__(self):
         return self._hash
@@ -85,8 +95,16 @@ def _advance(static: _Static, state_leaves, ev_leaves, max_steps):
     return jax.tree.leaves(new), new.trial, keep_going(new, max_steps)
 
 
-@jax.jit
-def _finish(state: LoopState) -> LoopState:
+@functools.partial(jax.jit, static_argnums=0)
+def _finish(static: _Static, state: LoopState) -> LoopState:
+    """The final state, with the iterate, trial, direction and gradient cut back to
+    the problem's n unknowns (the model's memory keeps its padded size)."""
+    (n,) = static.items
+    state = eqx.tree_at(
+        lambda s: (s.x, s.trial, s.direction, s.evaluation.grad),
+        state,
+        (state.x[:n], state.trial[:n], state.direction[:n], state.evaluation.grad[:n]),
+    )
     return finish(state)
 
 
@@ -134,30 +152,57 @@ def _key(problem: Problem, curvature, dyn_leaves):
     return key
 
 
-def _evaluator(problem: Problem, curvature, x0):
-    """The compiled evaluation at a trial point for this problem and model, with the
-    structure of its output, its evaluation counts and the problem's arrays."""
+def padded_size(curvature, n: int) -> int:
+    """The number of unknowns the solver's step is compiled for: for inverse models
+    (L-BFGS, BFGS) with n ≤ `_MAX_PADDED`, n rounded up to a power of two (at least
+    2), so that problems of nearby sizes share one compiled step; otherwise n.
+
+    Padding is exact for inverse models: the extra unknowns start at 0 with a zero
+    gradient, so every step, curvature pair and inner product leaves them at 0 and
+    adds nothing (BFGS keeps an identity block for them that never couples to the
+    others). Models of B (Newton, Gauss–Newton) would become singular; they are not
+    padded."""
+    if not curvature.gives_inverse or n > _MAX_PADDED:
+        return n
+    return max(2, 1 << (n - 1).bit_length())
+
+
+#: Largest n whose compiled step is shared with nearby sizes (see `padded_size`);
+#: beyond it the up to 2× longer vectors would cost more than a compilation saves.
+_MAX_PADDED = 1024
+
+
+def _evaluator(problem: Problem, curvature, x0, size: int):
+    """The compiled evaluation at a (padded) trial point for this problem and model,
+    with the structure of its output, its evaluation counts and the problem's
+    arrays. The gradient is padded with zeros to `size` unknowns."""
     dynamic, static = eqx.partition(problem, eqx.is_array)
     dyn_leaves, dyn_def = jax.tree.flatten(dynamic)
     key = _key(problem, curvature, dyn_leaves)
     if key is not None:
+        key = (key, size)
         if key in _EVALUATORS:
             _EVALUATORS.move_to_end(key)
             return (*_EVALUATORS[key], dyn_leaves)
+    n = x0.size
     counts = []
 
-    def evaluation_at(x):
-        evaluation, _, num_fn, num_jac = curvature.evaluate(problem, x)
+    def evaluation_at(problem, x):
+        evaluation, _, num_fn, num_jac = curvature.evaluate(problem, x[:n])
         counts.append((num_fn, num_jac))
+        if size > n:
+            grad = jnp.pad(evaluation.grad, (0, size - n))
+            evaluation = eqx.tree_at(lambda e: e.grad, evaluation, grad)
         return evaluation
 
-    ev_shapes, ev_def = jax.tree.flatten(jax.eval_shape(evaluation_at, x0))
+    x0 = jnp.pad(x0, (0, size - n))
+    ev_shapes, ev_def = jax.tree.flatten(jax.eval_shape(lambda x: evaluation_at(problem, x), x0))
     num_fn, num_jac = counts[0]
 
     @jax.jit
     def evaluate(dyn_leaves, x):
         problem = eqx.combine(jax.tree.unflatten(dyn_def, dyn_leaves), static)
-        return jax.tree.leaves(curvature.evaluate(problem, x)[0])
+        return jax.tree.leaves(evaluation_at(problem, x))
 
     entry = (evaluate, tuple(ev_shapes), ev_def, num_fn, num_jac)
     if key is not None:
@@ -174,14 +219,25 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
     from the device (whether to go on): ~0.1 ms of overhead per evaluation, which
     a jitted solve does not pay.
     """
-    evaluate, ev_shapes, ev_def, num_fn, num_jac, dyn_leaves = _evaluator(problem, solver.curvature, x0)
-    state = _initial(_Static(solver, ev_def, ev_shapes, max_steps, history), x0)
+    n = x0.size
+    size = padded_size(solver.curvature, n)
+    evaluate, ev_shapes, ev_def, num_fn, num_jac, dyn_leaves = _evaluator(
+        problem, solver.curvature, x0, size
+    )
+    x0 = jnp.pad(x0, (0, size - n))
+    state = _initial(_Static.of(solver, ev_def, ev_shapes, max_steps, history), x0)
     leaves, state_def = jax.tree.flatten(state)
-    step_static = _Static(solver, state_def, ev_def, num_fn, num_jac)
+    step_static = _Static.of(solver, state_def, ev_def, num_fn, num_jac)
     limit = jnp.asarray(max_steps, jnp.int32)
-    trial, going = x0, True
-    while going:
+    # Whether to go on is read one iteration late: the next iteration is already
+    # queued on the device when the host waits for the previous one's answer, so
+    # Python's dispatch overlaps the computation. The one iteration too many at the
+    # end (one more evaluation of the last trial point) is discarded.
+    trial, going = x0, jnp.array(True)
+    while True:
         ev_leaves = evaluate(dyn_leaves, trial)
-        leaves, trial, going = _advance(step_static, leaves, ev_leaves, limit)
-        going = bool(going)
-    return _finish(jax.tree.unflatten(state_def, leaves))
+        new_leaves, trial, going_next = _advance(step_static, leaves, ev_leaves, limit)
+        if not bool(going):
+            break
+        leaves, going = new_leaves, going_next
+    return _finish(_Static.of(n), jax.tree.unflatten(state_def, leaves))
