@@ -117,3 +117,22 @@ def test_implicit_adjoint_with_conjugate_gradients_matches_default():
     for solver in (lx.CG(rtol=1e-10, atol=1e-12), qn.linear.ConjugateGradient(rtol=1e-10, max_steps=50)):
         iterative = jax.grad(rate)(y, qn.ImplicitAdjoint(linear_solver=solver))
         np.testing.assert_allclose(iterative, dense, rtol=1e-6, atol=1e-9)
+
+
+def test_gradient_with_respect_to_a_python_float():
+    # jax.grad of a Python float makes a weakly typed argument; it used to lose its
+    # array type inside the adjoint ("Closure-converted function called with
+    # different dynamic arguments"). y* solves 2(y − a) + 0.4y³ = 0, so
+    # dy*/da = 2/(2 + 1.2y*²) (implicit function theorem, by hand).
+    def shifted(y, a):
+        return jnp.sum((y - a) ** 2) + 0.1 * jnp.sum(y**4)
+
+    y0 = jnp.array([0.5, 0.5])
+
+    def first(a):
+        return qn.minimise(shifted, qn.LBFGS(rtol=1e-10, atol=1e-10), y0, a).value[0]
+
+    grad = jax.grad(first)(1.0)
+    y = float(first(1.0))
+    np.testing.assert_allclose(2 * (y - 1.0) + 0.4 * y**3, 0.0, atol=1e-9)
+    np.testing.assert_allclose(float(grad), 2.0 / (2.0 + 1.2 * y**2), rtol=1e-7)

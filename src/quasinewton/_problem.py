@@ -211,6 +211,12 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
     """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
     y0 = check_y0(y0)
     x0, unravel = ravel_pytree(y0)
+    # Weakly typed arrays in `args` (a Python float given to `jax.grad`) lose their
+    # array type on the way through the adjoint's custom JVP; strongly typed, they
+    # keep it.
+    args = jtu.tree_map(
+        lambda v: jnp.asarray(v, dtype=jnp.result_type(v)) if eqx.is_inexact_array(v) else v, args
+    )
     closed = eqx.filter_closure_convert(fn, y0, args)
     check_output(closed.out_struct, kind, has_aux)  # pyright: ignore
     return Problem(fn=closed, args=args, unravel=unravel, kind=kind, has_aux=has_aux), x0, y0
