@@ -50,8 +50,17 @@ def throw_if_failed(result: RESULTS, x):
     nothing is raised and both come back unchanged: one failing problem never
     aborts or corrupts the rest of a batch. Derivatives pass through `x` untouched.
 
+    A solve that ran from Python (nothing traced) is checked at once, in Python, so
+    that the error is raised by the call itself rather than by whichever later
+    operation first waits for the result.
+
     **Returns:** `(result, x)`.
     """
+    if not any(isinstance(v, jax.core.Tracer) for v in (result._value, x)):
+        code = int(result._value)
+        if code != 0:
+            raise RuntimeError(_messages()[code])
+        return result, x
     code, x = _checked(x, result._value)
     return RESULTS.where(code == 0, RESULTS.successful, result), x
 
