@@ -52,7 +52,11 @@ def test_vmap_1000_starts_one_nan_problem(dtype):
         single = qn.minimise(objective, qn.LBFGS(), y0[i], (centres[i], scales[i]))
         np.testing.assert_allclose(sol.value[i], single.value, rtol=tol, atol=tol)
         grad = jax.grad(objective)(sol.value[i], (centres[i], scales[i]))
-        assert float(jnp.max(jnp.abs(grad))) < (1e-4 if dtype == jnp.float64 else 5e-2)
+        # float64: the relative-decrease test (see qn.Solver) may stop once a full
+        # step gains < 1e-8·max(|f|, 1), where |∇f| ≈ √(2λΔf) with λ ≤ 20 here: up
+        # to ~1e-3 (one of the four checked stops at 1.1e-4, measured); f is then
+        # within ~1e-8·|f| of f*.
+        assert float(jnp.max(jnp.abs(grad))) < (1e-3 if dtype == jnp.float64 else 5e-2)
     # Problems differ in how many steps they need: each has its own count.
     steps = np.asarray(sol.stats["num_steps"])[ok]
     assert steps.min() < steps.max()

@@ -45,7 +45,9 @@ class Termination(eqx.Enumeration):
     )
     step = (
         "The last full step changed the objective by at most atol + rtol·|f| and "
-        "every coordinate by at most atol + rtol·|y_i|, near a stationary point."
+        "every coordinate by at most atol + rtol·|y_i|, near a stationary point; or "
+        "(L-BFGS, BFGS) it gained at most rtol·max(|f|, 1), and a step of its length "
+        "down the gradient could gain at most a tenth of that."
     )
     precision = (
         "No further decrease is possible in floating point: no decrease was found "

@@ -51,8 +51,25 @@ class Solver(eqx.Module):
       `atol`, or by a factor `rtol` from the start) and ρ ≤ atol + rtol; also
       checked at the start, where the first part reduces to `atol`;
     - *step*: the step was the model's full step (not one shortened by a line
-      search), |Δf| ≤ atol + rtol·|f|, |Δxᵢ| ≤ atol + rtol·|xᵢ| for every i, and
-      ρ ≤ 100·(atol + rtol);
+      search), and either
+        - |Δf| ≤ atol + rtol·|f|, |Δxᵢ| ≤ atol + rtol·|xᵢ| for every i, and
+          ρ ≤ 100·(atol + rtol); or
+        - (*relative decrease*, quasi-Newton models only: L-BFGS, BFGS) with
+          F = max(|f_old|, |f|, 1): −Δf ≤ rtol·F,
+          ‖∇f‖·‖Δx‖ ≤ 0.1·rtol·F and ρ ≤ 1000·rtol. The first part is the
+          stopping test of L-BFGS-B (Byrd, Lu, Nocedal & Zhu, 1995; SciPy's
+          `ftol`): once a full quasi-Newton step gains less than rtol·F, the
+          next ones gain less still, so near a minimiser f is as good as the
+          tolerance asks long before the gradient test passes (the gradient
+          falls only like the square root of f − f*). The guards keep it from
+          stopping where a step gains little for another reason: a step of the
+          same length down the gradient would still gain at most 0.1·rtol·F at
+          first order, and the relative gradient is small. On the 103 CUTEst
+          problems with n ≤ 20 this saves 40% of the evaluations and loses no
+          problem (see `benchmarks/cutest.py`); `rtol = 0` disables it. Newton
+          and Gauss–Newton models converge quadratically, so the gradient test
+          costs them few evaluations and they keep it alone: on zero-residual
+          fits (NIST Lanczos1) f ≤ rtol leaves the parameters far from certified;
     - *precision*: the descent rule can find no better point and the decrease its
       model predicts is below √eps·|f|: the tolerances are tighter than the
       arithmetic allows and the iterate is as good as it gets. (No guard on ρ
@@ -144,8 +161,17 @@ class Solver(eqx.Module):
         rtol, atol = self.tolerances(x.dtype)
         small_f = jnp.abs(df) <= atol + rtol * jnp.abs(ev.f)
         small_x = jnp.all(jnp.abs(step) <= atol + rtol * jnp.abs(x))
-        near = self.relative_gradient(x, ev) <= 100 * (atol + rtol)
-        return small_f & small_x & near
+        rho = self.relative_gradient(x, ev)
+        near = rho <= 100 * (atol + rtol)
+        if not self.curvature.gives_inverse:
+            return small_f & small_x & near
+        # The relative-decrease test (see the class docstring).
+        scale = jnp.maximum(jnp.maximum(jnp.abs(ev.f - df), jnp.abs(ev.f)), 1.0)
+        tiny_gain = -df <= rtol * scale
+        first_order = jnp.linalg.norm(ev.grad) * jnp.linalg.norm(step)
+        no_better_nearby = first_order <= 0.1 * rtol * scale
+        decrease = tiny_gain & no_better_nearby & (rho <= 1000 * rtol)
+        return (small_f & small_x & near) | decrease
 
     def linear_context(self, ev: Evaluation, forcing_state, step):
         """The linear-solve settings for iteration `step` and the new forcing state."""
@@ -179,26 +205,32 @@ def LBFGS(
     init: Literal["scaled", "ase"] = "scaled",
     *,
     alpha: float = 70.0,
+    scaling: Literal["start", "none"] = "start",
     line_search: Literal["wolfe", "armijo"] = "wolfe",
     rtol: float | None = None,
     atol: float | None = None,
 ) -> Solver:
     """Limited-memory BFGS with a strong-Wolfe line search: the default minimiser.
 
-    A preset: `Solver(curvature=qn.curvature.LBFGS(memory_size, init, alpha),
-    descent=qn.descent.Zoom())`.
+    A preset: `Solver(curvature=qn.curvature.LBFGS(memory_size, init, alpha,
+    scaling=scaling), descent=qn.descent.Zoom())`.
 
     **Arguments:**
 
     - `memory_size`: the number of curvature pairs kept.
     - `init`: `"scaled"` (H₀ = γI with γ = sᵀy/yᵀy) or `"ase"` (H₀ = I/`alpha`).
     - `alpha`: the stiffness guess for `init="ase"`.
+    - `scaling`: `"start"` (H₀ = γD, D from the sizes of the unknowns at the start
+      when they differ by a factor 1000 or more) or `"none"` (H₀ = γI); see
+      [`quasinewton.curvature.LBFGS`][].
     - `line_search`: `"wolfe"` (strong Wolfe, [`quasinewton.descent.Zoom`][]) or
       `"armijo"` ([`quasinewton.descent.Backtracking`][]).
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
     return Solver(
-        curvature=_LBFGSCurvature(memory_size=memory_size, init=init, alpha=alpha),
+        curvature=_LBFGSCurvature(
+            memory_size=memory_size, init=init, alpha=alpha, scaling=scaling
+        ),
         descent=_line_search(line_search),
         rtol=rtol,
         atol=atol,
