@@ -206,6 +206,14 @@ def make_qn(kind: str, defaults: bool = False, jit: bool = False):
         if jit:
             solve = jax.jit(solve)
 
+        if not jit:
+            # Each run compiles its own objective: no evaluation compiled by an
+            # earlier qn run on this problem is reused (the solver's step, which
+            # does not depend on the problem, is).
+            from quasinewton import _host
+
+            _host._EVALUATORS.clear()
+
         def run():
             x, nf, result, term = _block(solve(problem.y0, problem.args))
             status = _enum_name(qn.RESULTS, result)

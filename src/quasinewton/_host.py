@@ -196,13 +196,18 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
         return evaluation
 
     x0 = jnp.pad(x0, (0, size - n))
-    ev_shapes, ev_def = jax.tree.flatten(jax.eval_shape(lambda x: evaluation_at(problem, x), x0))
-    num_fn, num_jac = counts[0]
+    structure = []
 
     @jax.jit
     def evaluate(dyn_leaves, x):
         problem = eqx.combine(jax.tree.unflatten(dyn_def, dyn_leaves), static)
-        return jax.tree.leaves(evaluation_at(problem, x))
+        leaves, treedef = jax.tree.flatten(evaluation_at(problem, x))
+        structure.append(treedef)
+        return leaves
+
+    # Traces `evaluate` once; its first call below reuses this trace.
+    ev_shapes = jax.eval_shape(evaluate, dyn_leaves, x0)
+    ev_def, (num_fn, num_jac) = structure[0], counts[0]
 
     entry = (evaluate, tuple(ev_shapes), ev_def, num_fn, num_jac)
     if key is not None:

@@ -209,7 +209,7 @@ _SPREAD = 1000.0
 
 def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     """The shape D of H₀ for `scaling="start"`: D = diag(σᵢ²)/maxⱼ σⱼ², σᵢ = |xᵢ|
-    (maxⱼ |xⱼ| where xᵢ = 0), normalised so that D ≤ 1 and the first step, −D∇f,
+    (maxⱼ |xⱼ| where |xᵢ| ≤ √eps·maxⱼ |xⱼ|, as good as zero), normalised so that D ≤ 1 and the first step, −D∇f,
     is no longer than −∇f. When the sizes lie within a factor 1000 of each other
     (maxσ/minσ < 1000, e.g. Rosenbrock's (−1.2, 1)) D = I: the unknowns are then
     taken to be of one size, as a shape read from a start point would only perturb
@@ -221,7 +221,10 @@ def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     problems rescued spread by 2500 to 6e8, save DEVGLA2 and RAT43LS (100)."""
     a = jnp.abs(x)
     big = jnp.max(a)
-    sigma = jnp.where(a > 0, a, jnp.where(big > 0, big, 1.0))
+    # A start within rounding of zero (5.6e-17 in the middle of linspace(-1, 1, 7))
+    # says as little about the unknown's size as an exact zero.
+    zero = a <= jnp.sqrt(jnp.finfo(x.dtype).eps) * big
+    sigma = jnp.where(zero, jnp.where(big > 0, big, 1.0), a)
     spread = jnp.max(sigma) / jnp.min(sigma)
     d = sigma * sigma
     return jnp.where(spread >= _SPREAD, d / jnp.max(d), 1.0)
