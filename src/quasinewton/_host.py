@@ -24,7 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._loop import LoopState, advance, finish, initial_state, keep_going
+from ._loop import LoopState, advance, finish, initial_state, keep_going, placeholder_leaf
 from ._problem import Problem
 
 
@@ -75,15 +75,10 @@ def can_run_on_host(problem: Problem, solver, x0) -> bool:
     return True
 
 
-def _fill(shape: jax.ShapeDtypeStruct):
-    value = jnp.nan if jnp.issubdtype(shape.dtype, jnp.inexact) else 0
-    return jnp.full(shape.shape, value, shape.dtype)
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _initial(static: _Static, x0):
     solver, ev_def, ev_shapes, max_steps, history = static.items
-    placeholder = jax.tree.unflatten(ev_def, [_fill(s) for s in ev_shapes])
+    placeholder = jax.tree.unflatten(ev_def, [placeholder_leaf(s) for s in ev_shapes])
     return initial_state(solver, placeholder, x0, max_steps, history)
 
 

@@ -61,15 +61,16 @@ def _int(value) -> Int[Array, ""]:
     return jnp.asarray(value, jnp.int32)
 
 
+def placeholder_leaf(shape: jax.ShapeDtypeStruct) -> Array:
+    """An array of this shape and dtype, nan (or 0 for integers) throughout."""
+    value = jnp.nan if jnp.issubdtype(shape.dtype, jnp.inexact) else 0
+    return jnp.full(shape.shape, value, shape.dtype)
+
+
 def placeholder_evaluation(curvature, problem: Problem, x0) -> Evaluation:
     """An evaluation of the right structure, to be replaced by the one at `x0`."""
-    shapes = eqx.filter_eval_shape(lambda p, x: curvature.evaluate(p, x)[0], problem, x0)
-
-    def fill(leaf):
-        value = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
-        return jnp.full(leaf.shape, value, leaf.dtype)
-
-    return jax.tree.map(fill, shapes)
+    shapes = jax.eval_shape(lambda x: curvature.evaluate(problem, x)[0], x0)
+    return jax.tree.map(placeholder_leaf, shapes)
 
 
 def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: bool) -> LoopState:

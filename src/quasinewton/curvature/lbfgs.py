@@ -209,8 +209,8 @@ _SPREAD = 1000.0
 
 def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     """The shape D of H₀ for `scaling="start"`: D = diag(σᵢ²)/maxⱼ σⱼ², σᵢ = |xᵢ|
-    (maxⱼ |xⱼ| where |xᵢ| ≤ √eps·maxⱼ |xⱼ|, as good as zero), normalised so that D ≤ 1 and the first step, −D∇f,
-    is no longer than −∇f. When the sizes lie within a factor 1000 of each other
+    (maxⱼ |xⱼ| where |xᵢ| ≤ √eps·maxⱼ |xⱼ|, as good as zero), normalised so that
+    D ≤ 1 and the first step, −D∇f, is no longer than −∇f. When the sizes lie within a factor 1000 of each other
     (maxσ/minσ < 1000, e.g. Rosenbrock's (−1.2, 1)) D = I: the unknowns are then
     taken to be of one size, as a shape read from a start point would only perturb
     a well-scaled model. Measured: on the CUTEst problems with spreads below 100
