@@ -57,13 +57,16 @@ def test_gradient_matches_finite_differences_nonquadratic():
         return jnp.sum(y**2) + y[0]
 
     def loss(a, c):
-        return loss_of(qn.minimise(smooth, qn.LBFGS(), jnp.zeros(N), (a, c)).value)
+        # Tight tolerances: the default atol = 1e-6 lets the solve stop with a
+        # gradient of a few 1e-6, which would shift the implicit gradient by ~1e-6.
+        solver = qn.LBFGS(rtol=1e-10, atol=1e-10)
+        return loss_of(qn.minimise(smooth, solver, jnp.zeros(N), (a, c)).value)
 
     grad_a, grad_c = jax.grad(loss, argnums=(0, 1))(a, c)
     # Central differences of the polished minimiser with h = 1e-5: truncation
     # O(h²) ≈ 1e-10 and rounding ≈ 1e-16/h ≈ 1e-11, so 1e-7 is a real check. The
     # implicit gradient is evaluated at qn's own (unpolished) solution, whose error
-    # (≈1e-9) shifts it by about as much.
+    # (≈2e-8 at rtol = atol = 1e-10) shifts it by about as much.
     h = 1e-5
     for grad, which in ((grad_a, 0), (grad_c, 1)):
         fd = []

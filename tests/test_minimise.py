@@ -106,7 +106,9 @@ def test_works_under_jit_and_returns_full_solution():
     assert isinstance(sol, qn.Solution)
     assert sol.result == qn.RESULTS.successful
     assert float(jnp.linalg.norm(sol.value - 1.0)) < 1e-6
-    assert sol.stats["termination"] == qn.Termination.gradient
+    # Ended by a convergence test (here the relative-decrease step test, with
+    # |∇f| ≈ 1e-6), not at the precision floor or out of steps.
+    assert sol.stats["termination"] in (qn.Termination.gradient, qn.Termination.step)
 
 
 def test_start_at_minimum_stops_immediately():

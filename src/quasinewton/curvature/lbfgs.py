@@ -21,9 +21,13 @@ class LBFGSState(eqx.Module):
     - `rho`: 1/(sₖᵀyₖ) for stored rows, zero for empty ones.
     - `head`: the row the next pair goes to.
     - `count`: how many rows hold pairs.
-    - `gamma`: the scale of the initial inverse Hessian H₀ = γD.
+    - `gamma`: the scale of the initial inverse Hessian H₀ = γD (1 for
+      `init="diagonal"`, whose D carries the scale).
     - `num_skipped`: pairs skipped since the last stored one.
     - `diag`: D, the diagonal of H₀'s shape (`scaling="start"`), or `None` for D = I.
+      For `init="diagonal"`, H₀ itself, updated with every pair.
+    - `diag0`: for `init="diagonal"`, the shape D starts from (and returns to on a
+      reset); `None` otherwise.
     """
 
     s: Float[Array, "m n"]
@@ -34,6 +38,7 @@ class LBFGSState(eqx.Module):
     gamma: Scalar
     num_skipped: Int[Array, ""]
     diag: Float[Array, " n"] | None = None
+    diag0: Float[Array, " n"] | None = None
 
 
 def _curvature_pair(
@@ -76,13 +81,29 @@ class LBFGS(AbstractCurvature):
 
     - `memory_size`: how many pairs to keep (m).
     - `init`: the initial inverse Hessian H₀.
-        - `"scaled"` (default): γ = sᵀy/yᵀDy of the newest pair (Nocedal & Wright,
-          2006, eq. 7.20, for D = I), so steps of length 1 are usually accepted.
+        - `"diagonal"` (default): H₀ = D, a diagonal matrix that every stored pair
+          updates with the diagonal of the BFGS update of D⁻¹, after scaling D by
+          the Oren–Luenberger factor sᵀy/yᵀDy (Gilbert & Lemaréchal, 1989, eq. 4.7;
+          the "diagonal scaling" of M1QN3):
+
+              1/D⁺ᵢ = yᵀDy/(sᵀy·Dᵢ) + yᵢ²/sᵀy − yᵀDy·(sᵢ/Dᵢ)²/(sᵀy·sᵀD⁻¹s).
+
+          D starts from the shape that `scaling` gives, scaled by sᵀy/yᵀDy at the
+          first pair, and returns to it when the memory is reset (a failed line
+          search says D is wrong too). Why: one scalar γ takes its size from the
+          stiffest direction, and on a problem whose unknowns differ in curvature
+          by orders of magnitude the other unknowns then crawl; a diagonal learns
+          one scale per unknown from the same pairs, at the cost of O(n) per pair.
+          On the 103 CUTEst problems with n ≤ 20 it solves 5 more than `"scaled"`
+          with 16% fewer evaluations (see `benchmarks/cutest.py`).
+        - `"scaled"`: γ = sᵀy/yᵀDy of the newest pair (Nocedal & Wright, 2006,
+          eq. 7.20, for D = I), so steps of length 1 are usually accepted.
         - `"ase"`: the fixed H₀ = (1/`alpha`)·I of the Atomic Simulation Environment's
           L-BFGS optimiser, where `alpha` (default 70) is a guess of the Hessian's
           size; useful when the objective has a known stiffness.
     - `alpha`: the stiffness for `init="ase"`.
-    - `scaling`: the shape D of H₀ = γD for `init="scaled"` (`"ase"` keeps H₀ = I/α).
+    - `scaling`: the shape D of H₀ = γD for `init="scaled"`, and the start of D for
+      `init="diagonal"` (`"ase"` keeps H₀ = I/α).
         - `"start"` (default): D = diag(σᵢ²)/maxⱼ σⱼ² with σᵢ = |y0ᵢ|, the size of
           each unknown at the start (σᵢ = maxⱼ |y0ⱼ| for an unknown that starts at
           zero), if these sizes spread by a factor 1000 or more, else D = I (see
@@ -109,7 +130,7 @@ class LBFGS(AbstractCurvature):
     """
 
     memory_size: int = eqx.field(default=10, static=True)
-    init: Literal["scaled", "ase"] = eqx.field(default="scaled", static=True)
+    init: Literal["diagonal", "scaled", "ase"] = eqx.field(default="diagonal", static=True)
     alpha: float = 70.0
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
     max_skipped: int = eqx.field(default=5, static=True)
@@ -120,8 +141,10 @@ class LBFGS(AbstractCurvature):
     def __check_init__(self):
         if self.memory_size < 1:
             raise ValueError(f"memory_size must be at least 1, got {self.memory_size}.")
-        if self.init not in ("scaled", "ase"):
-            raise ValueError(f"init must be 'scaled' or 'ase', got {self.init!r}.")
+        if self.init not in ("diagonal", "scaled", "ase"):
+            raise ValueError(
+                f"init must be 'diagonal', 'scaled' or 'ase', got {self.init!r}."
+            )
         if self.safeguard not in ("skip", "damp"):
             raise ValueError(f"safeguard must be 'skip' or 'damp', got {self.safeguard!r}.")
         if self.scaling not in ("start", "none"):
@@ -130,8 +153,8 @@ class LBFGS(AbstractCurvature):
             )
 
     @property
-    def _diagonal(self) -> bool:
-        return self.scaling == "start" and self.init == "scaled"
+    def _start_shape(self) -> bool:
+        return self.scaling == "start" and self.init != "ase"
 
     def _gamma0(self, dtype) -> Scalar:
         if self.init == "ase":
@@ -139,9 +162,13 @@ class LBFGS(AbstractCurvature):
         return jnp.ones((), dtype)
 
     def init_state(self, x, evaluation):
-        return self._empty(x, start_scaling(x) if self._diagonal else None)
+        diag = start_scaling(x) if self._start_shape else None
+        if self.init == "diagonal":
+            diag = jnp.ones_like(x) if diag is None else diag
+            return self._empty(x, diag, diag)
+        return self._empty(x, diag)
 
-    def _empty(self, x, diag) -> LBFGSState:
+    def _empty(self, x, diag, diag0=None) -> LBFGSState:
         m, n, dtype = self.memory_size, x.size, x.dtype
         return LBFGSState(
             s=jnp.zeros((m, n), dtype),
@@ -152,6 +179,7 @@ class LBFGS(AbstractCurvature):
             gamma=self._gamma0(dtype),
             num_skipped=jnp.zeros((), jnp.int32),
             diag=diag,
+            diag0=diag0,
         )
 
     def update(self, state: LBFGSState, step, old: Evaluation, new: Evaluation):
@@ -161,6 +189,12 @@ class LBFGS(AbstractCurvature):
         h0 = state.gamma if state.diag is None else state.gamma * state.diag
         y, keep = _curvature_pair(s, y, 1.0 / h0, self.safeguard)
         sy = jnp.dot(s, y)
+        if self.init == "diagonal":
+            gamma, diag = jnp.ones_like(state.gamma), _diagonal_update(state, s, y, sy)
+        elif self.init == "scaled":
+            gamma, diag = sy / _dot_scaled(y, state.diag), state.diag
+        else:
+            gamma, diag = state.gamma, state.diag
         m = self.memory_size
         stored = LBFGSState(
             s=state.s.at[state.head].set(s),
@@ -168,11 +202,10 @@ class LBFGS(AbstractCurvature):
             rho=state.rho.at[state.head].set(1.0 / jnp.where(keep, sy, 1.0)),
             head=(state.head + 1) % m,
             count=jnp.minimum(state.count + 1, m),
-            gamma=(
-                sy / _dot_scaled(y, state.diag) if self.init == "scaled" else state.gamma
-            ),
+            gamma=gamma,
             num_skipped=jnp.zeros((), jnp.int32),
-            diag=state.diag,
+            diag=diag,
+            diag0=state.diag0,
         )
         skipped = eqx.tree_at(lambda st: st.num_skipped, state, state.num_skipped + 1)
         # Resetting is cheap (zeros), so a select costs less than a conditional.
@@ -186,7 +219,10 @@ class LBFGS(AbstractCurvature):
         )
 
     def reset(self, state: LBFGSState):
-        # D is kept: it describes the unknowns, not the curvature learnt.
+        # A fixed shape D is kept: it describes the unknowns, not the curvature
+        # learnt. A learnt diagonal goes back to the shape it started from.
+        if self.init == "diagonal":
+            return self._empty(state.s[0], state.diag0, state.diag0)
         return self._empty(state.s[0], state.diag)
 
     def is_reset(self, state: LBFGSState):
@@ -228,6 +264,24 @@ def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     spread = jnp.max(sigma) / jnp.min(sigma)
     d = sigma * sigma
     return jnp.where(spread >= _SPREAD, d / jnp.max(d), 1.0)
+
+
+def _diagonal_update(state: LBFGSState, s, y, sy) -> Float[Array, " n"]:
+    """The next diagonal H₀ of `init="diagonal"` (see `LBFGS`): the diagonal of the
+    BFGS update of the Hessian D⁻¹ after the Oren–Luenberger scaling
+    D⁻¹ ← (yᵀDy/sᵀy)·D⁻¹ (Gilbert & Lemaréchal, 1989). The first pair after a
+    start or reset first scales D by sᵀy/yᵀDy, as `init="scaled"` does. The
+    updated diagonal is positive whenever sᵀy > 0 (it is the diagonal of a
+    positive definite matrix); if rounding makes any entry non-positive or not
+    finite, D is kept, scaled."""
+    d = state.diag
+    d = jnp.where(state.count == 0, (sy / jnp.dot(y, d * y)) * d, d)
+    ydy = jnp.dot(y, d * y)
+    sds = jnp.dot(s, s / d)
+    hess = ydy / (sy * d) + y * y / sy - ydy * (s / d) ** 2 / (sy * sds)
+    new = 1.0 / hess
+    ok = jnp.all((hess > 0) & jnp.isfinite(new))
+    return jnp.where(ok, new, d)
 
 
 def _dot_scaled(y: Float[Array, " n"], diag: Float[Array, " n"] | None) -> Scalar:
