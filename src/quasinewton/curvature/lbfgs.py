@@ -88,9 +88,9 @@ class LBFGS(AbstractCurvature):
 
               1/D⁺ᵢ = yᵀDy/(sᵀy·Dᵢ) + yᵢ²/sᵀy − yᵀDy·(sᵢ/Dᵢ)²/(sᵀy·sᵀD⁻¹s).
 
-          D starts from the shape that `scaling` gives, scaled by sᵀy/yᵀDy at the
-          first pair, and returns to it when the memory is reset (a failed line
-          search says D is wrong too). Why: one scalar γ takes its size from the
+          D starts from the shape that `scaling` gives (the scaling above makes
+          its overall size irrelevant) and returns to it when the memory is reset
+          (a failed line search says D is wrong too). Why: one scalar γ takes its size from the
           stiffest direction, and on a problem whose unknowns differ in curvature
           by orders of magnitude the other unknowns then crawl; a diagonal learns
           one scale per unknown from the same pairs, at the cost of O(n) per pair.
@@ -190,7 +190,7 @@ class LBFGS(AbstractCurvature):
         y, keep = _curvature_pair(s, y, 1.0 / h0, self.safeguard)
         sy = jnp.dot(s, y)
         if self.init == "diagonal":
-            gamma, diag = jnp.ones_like(state.gamma), _diagonal_update(state, s, y, sy)
+            gamma, diag = jnp.ones_like(state.gamma), _diagonal_update(state.diag, s, y, sy)
         elif self.init == "scaled":
             gamma, diag = sy / _dot_scaled(y, state.diag), state.diag
         else:
@@ -266,16 +266,15 @@ def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     return jnp.where(spread >= _SPREAD, d / jnp.max(d), 1.0)
 
 
-def _diagonal_update(state: LBFGSState, s, y, sy) -> Float[Array, " n"]:
-    """The next diagonal H₀ of `init="diagonal"` (see `LBFGS`): the diagonal of the
-    BFGS update of the Hessian D⁻¹ after the Oren–Luenberger scaling
-    D⁻¹ ← (yᵀDy/sᵀy)·D⁻¹ (Gilbert & Lemaréchal, 1989). The first pair after a
-    start or reset first scales D by sᵀy/yᵀDy, as `init="scaled"` does. The
-    updated diagonal is positive whenever sᵀy > 0 (it is the diagonal of a
-    positive definite matrix); if rounding makes any entry non-positive or not
-    finite, D is kept, scaled."""
-    d = state.diag
-    d = jnp.where(state.count == 0, (sy / jnp.dot(y, d * y)) * d, d)
+def _diagonal_update(d, s, y, sy) -> Float[Array, " n"]:
+    """The next diagonal H₀ of `init="diagonal"` (see `LBFGS`) after the pair
+    (s, y), given the current one `d` and sᵀy: the diagonal of the BFGS update of
+    the Hessian D⁻¹ after the Oren–Luenberger scaling D⁻¹ ← (yᵀDy/sᵀy)·D⁻¹
+    (Gilbert & Lemaréchal, 1989). That scaling makes the result independent of
+    D's overall size, so the first pair after a start or reset sets the scale, as
+    `init="scaled"` does. The new diagonal is positive whenever sᵀy > 0 (it is the
+    diagonal of a positive definite matrix); if rounding makes any entry
+    non-positive or not finite, D is kept."""
     ydy = jnp.dot(y, d * y)
     sds = jnp.dot(s, s / d)
     hess = ydy / (sy * d) + y * y / sy - ydy * (s / d) ** 2 / (sy * sds)
