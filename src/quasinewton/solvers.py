@@ -243,6 +243,7 @@ def LBFGS(
 
 def BFGS(
     *,
+    scaling: Literal["start", "none"] = "start",
     line_search: Literal["wolfe", "armijo"] = "wolfe",
     rtol: float | None = None,
     atol: float | None = None,
@@ -250,15 +251,22 @@ def BFGS(
     """Dense BFGS with a strong-Wolfe line search, for problems of up to a few
     thousand unknowns.
 
-    A preset: `Solver(curvature=qn.curvature.BFGS(), descent=qn.descent.Zoom())`.
+    A preset: `Solver(curvature=qn.curvature.BFGS(scaling=scaling),
+    descent=qn.descent.Zoom())`.
 
     **Arguments:**
 
+    - `scaling`: the shape of H₀, `"start"` (from the sizes of the unknowns at the
+      start when they differ by a factor 1000 or more) or `"none"` (I); see
+      [`quasinewton.curvature.BFGS`][].
     - `line_search`: `"wolfe"` or `"armijo"`, as for [`quasinewton.LBFGS`][].
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
     return Solver(
-        curvature=_BFGSCurvature(), descent=_line_search(line_search), rtol=rtol, atol=atol
+        curvature=_BFGSCurvature(scaling=scaling),
+        descent=_line_search(line_search),
+        rtol=rtol,
+        atol=atol,
     )
 
 

@@ -8,50 +8,66 @@ from jaxtyping import Array, Float, Int
 
 from .._problem import Evaluation
 from ._base import AbstractCurvature, unit_length_first_step
-from .lbfgs import _curvature_pair
+from .lbfgs import _curvature_pair, start_scaling
 
 
 class BFGSState(eqx.Module):
     """**Attributes:** `inverse`, the n×n inverse Hessian approximation H; `count`,
-    the number of pairs applied since the last reset."""
+    the number of pairs applied since the last reset; `diag`, the diagonal of the
+    H₀ it starts from (and returns to on a reset)."""
 
     inverse: Float[Array, "n n"]
     count: Int[Array, ""]
+    diag: Float[Array, " n"]
 
 
 class BFGS(AbstractCurvature):
     """Dense BFGS inverse Hessian (Nocedal & Wright, 2006, eq. 6.17).
 
-    Hₖ₊₁ = (I − ρsyᵀ) Hₖ (I − ρysᵀ) + ρssᵀ with ρ = 1/sᵀy, starting from H₀ = I and
-    rescaled to γI, γ = sᵀy/yᵀy, before the first update (eq. 6.20). O(n²) memory
-    and work per step: for n up to a few thousand; use [`quasinewton.curvature.LBFGS`][]
-    beyond.
+    Hₖ₊₁ = (I − ρsyᵀ) Hₖ (I − ρysᵀ) + ρssᵀ with ρ = 1/sᵀy, starting from H₀ = D and
+    rescaled to γD, γ = sᵀy/yᵀDy, before the first update (eq. 6.20 for D = I).
+    O(n²) memory and work per step: for n up to a few thousand; use
+    [`quasinewton.curvature.LBFGS`][] beyond.
 
     **Arguments:**
 
+    - `scaling`: D. `"start"` (default): the shape from the sizes of the unknowns at
+      the start when they differ by a factor 1000 or more, else I, as for
+      [`quasinewton.curvature.LBFGS`][] (see its `scaling`); `"none"`: D = I.
     - `safeguard`: `"skip"` pairs with sᵀy not safely positive (default) or
-      `"damp"` them (Powell's damping with B₀ = I/γ).
+      `"damp"` them (Powell's damping with B₀ = (γD)⁻¹).
     """
 
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
+    scaling: Literal["start", "none"] = eqx.field(default="start", static=True)
 
     gives_inverse: ClassVar[bool] = True
 
+    def __check_init__(self):
+        if self.scaling not in ("start", "none"):
+            raise ValueError(f"scaling must be 'start' or 'none', got {self.scaling!r}.")
+
     def init_state(self, x, evaluation):
-        return BFGSState(
-            inverse=jnp.eye(x.size, dtype=x.dtype), count=jnp.zeros((), jnp.int32)
-        )
+        diag = start_scaling(x) if self.scaling == "start" else jnp.ones_like(x)
+        return self._fresh(diag)
+
+    @staticmethod
+    def _fresh(diag) -> BFGSState:
+        return BFGSState(inverse=jnp.diag(diag), count=jnp.zeros((), jnp.int32), diag=diag)
 
     def update(self, state: BFGSState, step, old: Evaluation, new: Evaluation):
         s = step
         h = state.inverse
         y = new.grad - old.grad
-        # For the damping's B₀ use the scale H would have after the first update.
-        b0 = jnp.where(state.count == 0, jnp.dot(y, y) / jnp.maximum(jnp.dot(s, y), jnp.finfo(s.dtype).tiny), 1.0)
+        # For the damping's B₀ use (γD)⁻¹, the scale H would have after the first
+        # update.
+        gamma = jnp.dot(s, y) / jnp.dot(y, state.diag * y)
+        gamma = jnp.where(gamma > 0, gamma, 1.0)
+        b0 = jnp.where(state.count == 0, 1.0 / (gamma * state.diag), 1.0)
         y, keep = _curvature_pair(s, y, b0, self.safeguard)
         sy = jnp.dot(s, y)
         rho = 1.0 / jnp.where(keep, sy, 1.0)
-        h = jnp.where(state.count == 0, (sy / jnp.dot(y, y)) * h, h)
+        h = jnp.where(state.count == 0, (sy / jnp.dot(y, state.diag * y)) * h, h)
         hy = h @ y
         # (I − ρsyᵀ)H(I − ρysᵀ) + ρssᵀ expanded, with H symmetric.
         new_h = (
@@ -62,13 +78,11 @@ class BFGS(AbstractCurvature):
         return BFGSState(
             inverse=jnp.where(keep, new_h, state.inverse),
             count=jnp.where(keep, state.count + 1, state.count),
+            diag=state.diag,
         )
 
     def reset(self, state: BFGSState):
-        return BFGSState(
-            inverse=jnp.eye(state.inverse.shape[0], dtype=state.inverse.dtype),
-            count=jnp.zeros((), jnp.int32),
-        )
+        return self._fresh(state.diag)
 
     def is_reset(self, state: BFGSState):
         return state.count == 0
