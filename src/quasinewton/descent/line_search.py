@@ -158,9 +158,9 @@ class _LineSearch(AbstractDescent):
         # at least that large; when it is below √eps·|f| — rounding in a sum of
         # small squared residuals is easily 10³·eps·|f| — the iterate is at the
         # floor of what f can resolve. Only a memoryless direction is judged so: a
-        # quasi-Newton memory scaled for the stiff unknowns of a badly scaled
-        # problem (H₀ = γI with γ from the stiffest pair) also predicts a tiny
-        # decrease, far from the floor; its failure restarts the model instead,
+        # quasi-Newton memory fitted to the stiff unknowns of a badly scaled
+        # problem (e.g. H₀ = γI with γ from the stiffest pair) also predicts a
+        # tiny decrease, far from the floor; its failure restarts the model instead,
         # and the floor is declared if the memoryless search from the same point
         # fails too (its own prediction, or the one before it, below √eps·|f|).
         return state.memoryless & (_below_noise(state) | state.noise_before)
