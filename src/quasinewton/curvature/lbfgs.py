@@ -83,19 +83,22 @@ class LBFGS(AbstractCurvature):
     - `init`: the initial inverse Hessian H₀.
         - `"diagonal"` (default): H₀ = D, a diagonal matrix that every stored pair
           updates with the diagonal of the BFGS update of D⁻¹, after scaling D by
-          the Oren–Luenberger factor sᵀy/yᵀDy (Gilbert & Lemaréchal, 1989, eq. 4.7;
-          the "diagonal scaling" of M1QN3):
+          the Oren–Luenberger factor sᵀy/yᵀDy (Gilbert & Lemaréchal, 1989; the
+          diagonal scaling of their M1QN3 code):
 
               1/D⁺ᵢ = yᵀDy/(sᵀy·Dᵢ) + yᵢ²/sᵀy − yᵀDy·(sᵢ/Dᵢ)²/(sᵀy·sᵀD⁻¹s).
 
           D starts from the shape that `scaling` gives (the scaling above makes
           its overall size irrelevant) and returns to it when the memory is reset
-          (a failed line search says D is wrong too). Why: one scalar γ takes its size from the
-          stiffest direction, and on a problem whose unknowns differ in curvature
-          by orders of magnitude the other unknowns then crawl; a diagonal learns
-          one scale per unknown from the same pairs, at the cost of O(n) per pair.
+          (a failed line search says D is wrong too). Why: one scalar γ takes its
+          size from the stiffest direction, and on a problem whose unknowns differ
+          in curvature by orders of magnitude the other unknowns then crawl; a
+          diagonal learns one scale per unknown from the same pairs, at the cost
+          of O(n) per pair.
           On the 103 CUTEst problems with n ≤ 20 it solves 5 more than `"scaled"`
-          with 16% fewer evaluations (see `benchmarks/cutest.py`).
+          with 16% fewer evaluations (see `benchmarks/cutest.py`); on the 28 with
+          20 < n ≤ 1000 it ends at the lower f (or level) on 26 against 24, with
+          a median of 64.5 evaluations against 92 where both end level.
         - `"scaled"`: γ = sᵀy/yᵀDy of the newest pair (Nocedal & Wright, 2006,
           eq. 7.20, for D = I), so steps of length 1 are usually accepted.
         - `"ase"`: the fixed H₀ = (1/`alpha`)·I of the Atomic Simulation Environment's
@@ -274,7 +277,11 @@ def _diagonal_update(d, s, y, sy) -> Float[Array, " n"]:
     D's overall size, so the first pair after a start or reset sets the scale, as
     `init="scaled"` does. The new diagonal is positive whenever sᵀy > 0 (it is the
     diagonal of a positive definite matrix); if rounding makes any entry
-    non-positive or not finite, D is kept."""
+    non-positive or not finite, D is kept.
+
+    Reference: J. C. Gilbert and C. Lemaréchal, "Some numerical experiments with
+    variable-storage quasi-Newton algorithms", Mathematical Programming 45
+    (1989), 407–435."""
     ydy = jnp.dot(y, d * y)
     sds = jnp.dot(s, s / d)
     hess = ydy / (sy * d) + y * y / sy - ydy * (s / d) ** 2 / (sy * sds)
