@@ -74,7 +74,7 @@ performance profiles ``figures/cutest_<sizes>_{evals,time,time_compile}.png``: f
 each solver the share of problems it solved within a factor τ of the best solver
 on that problem (objective evaluations; run time without compile; with compile).
 
-Reproduce (2-core CPU; ~9 min for n ≤ 20, compilation dominates):
+Reproduce (2-core CPU; ~10 min for n ≤ 20, compilation dominates):
 
     python benchmarks/cutest.py                       # n ≤ 20, every solver
     python benchmarks/cutest.py --quick               # 8 problems, ~1 min
