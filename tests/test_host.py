@@ -3,6 +3,8 @@
 compiled once and reused across objectives, and the compiled loop whenever anything
 is traced."""
 
+import collections
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -184,3 +186,19 @@ def test_eager_history_matches_jitted():
     steps = int(eager.stats["num_steps"])
     assert np.all(np.isfinite(np.asarray(eager.stats["loss_history"])[: steps + 1]))
     assert np.all(np.isnan(np.asarray(eager.stats["loss_history"])[steps + 1 :]))
+
+
+def test_static_arguments_interned_and_bounded(monkeypatch):
+    # Equal static arguments become one object (jit then compares them by
+    # identity); the table keeps only the most recently used.
+    monkeypatch.setattr(_host, "_MAX_INTERNED", 3)
+    monkeypatch.setattr(_host._Static, "_interned", collections.OrderedDict())
+    a = _host._Static.of("solver", 1)
+    assert _host._Static.of("solver", 1) is a
+    for k in range(2, 6):
+        _host._Static.of("solver", k)
+    assert len(_host._Static._interned) == 3
+    # `a` was evicted: an equal new object is made, and it still compares equal,
+    # so compiled functions cached for `a` are still found.
+    b = _host._Static.of("solver", 1)
+    assert b is not a and b == a and hash(b) == hash(a)

@@ -28,13 +28,19 @@ from ._loop import LoopState, advance, finish, initial_state, keep_going, placeh
 from ._problem import Problem
 
 
+#: How many distinct static arguments `_Static.of` keeps interned.
+_MAX_INTERNED = 256
+
+
 class _Static:
     """Static arguments of a cached compiled function, hashed once and interned:
     `jax.jit` compares static arguments with those of its cache entries at every
     call, and comparing a solver field by field costs more than the call itself,
-    so equal arguments are made the same object (`_Static.of`)."""
+    so equal arguments are made the same object (`_Static.of`). The most recently
+    used `_MAX_INTERNED` are kept; an evicted one is only compared field by field
+    again (the compiled functions stay in JAX's caches)."""
 
-    _interned: "dict[_Static, _Static]" = {}
+    _interned: "collections.OrderedDict[_Static, _Static]" = collections.OrderedDict()
 
     def __init__(self, *items):
         self.items = items
@@ -43,7 +49,14 @@ class _Static:
     @classmethod
     def of(cls, *items) -> "_Static":
         new = cls(*items)
-        return cls._interned.setdefault(new, new)
+        found = cls._interned.get(new)
+        if found is not None:
+            cls._interned.move_to_end(found)
+            return found
+        cls._interned[new] = new
+        while len(cls._interned) > _MAX_INTERNED:
+            cls._interned.popitem(last=False)
+        return new
 
     def __hash__(self):
         return self._hash
