@@ -205,8 +205,7 @@ def make_qn(kind: str, defaults: bool = False, jit: bool = False):
 
         if jit:
             solve = jax.jit(solve)
-
-        if not jit:
+        else:
             # Each run compiles its own objective: no evaluation compiled by an
             # earlier qn run on this problem is reused (the solver's step, which
             # does not depend on the problem, is).

@@ -28,6 +28,21 @@ from ._loop import LoopState, advance, finish, initial_state, keep_going, placeh
 from ._problem import Problem
 
 
+def _recall(cache: collections.OrderedDict, key):
+    """`cache[key]` (marked as the most recently used) or `None`."""
+    found = cache.get(key)
+    if found is not None:
+        cache.move_to_end(key)
+    return found
+
+
+def _remember(cache: collections.OrderedDict, key, value, limit: int):
+    """Store `cache[key] = value`, dropping the least recently used beyond `limit`."""
+    cache[key] = value
+    while len(cache) > limit:
+        cache.popitem(last=False)
+
+
 #: How many distinct static arguments `_Static.of` keeps interned.
 _MAX_INTERNED = 256
 
@@ -49,13 +64,10 @@ class _Static:
     @classmethod
     def of(cls, *items) -> "_Static":
         new = cls(*items)
-        found = cls._interned.get(new)
+        found = _recall(cls._interned, new)
         if found is not None:
-            cls._interned.move_to_end(found)
             return found
-        cls._interned[new] = new
-        while len(cls._interned) > _MAX_INTERNED:
-            cls._interned.popitem(last=False)
+        _remember(cls._interned, new, new, _MAX_INTERNED)
         return new
 
     def __hash__(self):
@@ -190,9 +202,9 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
     key = _key(problem, curvature, dyn_leaves)
     if key is not None:
         key = (key, size)
-        if key in _EVALUATORS:
-            _EVALUATORS.move_to_end(key)
-            return (*_EVALUATORS[key], dyn_leaves)
+        found = _recall(_EVALUATORS, key)
+        if found is not None:
+            return (*found, dyn_leaves)
     n = x0.size
     counts = []
 
@@ -220,9 +232,7 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
 
     entry = (evaluate, tuple(ev_shapes), ev_def, num_fn, num_jac)
     if key is not None:
-        _EVALUATORS[key] = entry
-        while len(_EVALUATORS) > _MAX_EVALUATORS:
-            _EVALUATORS.popitem(last=False)
+        _remember(_EVALUATORS, key, entry, _MAX_EVALUATORS)
     return (*entry, dyn_leaves)
 
 
