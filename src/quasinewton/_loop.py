@@ -22,6 +22,7 @@ class LoopState(eqx.Module):
       (or trust-region step) that made it.
     - `curvature`, `descent`, `forcing`: the states of the solver's parts.
     - `grad0_norm`: maxᵢ |∇f(y0)ᵢ|, the scale of the relative gradient test.
+    - `grad_norm`: maxᵢ |∇f(x)ᵢ| at the current iterate (`stats["gradient_norm"]`).
     - `started`: whether the start point has been evaluated (by the first iteration).
     - `num_*`: counters reported in `Solution.stats`.
     - `done`, `result`, `termination`: whether and how the solve ended.
@@ -36,6 +37,7 @@ class LoopState(eqx.Module):
     descent: Any
     forcing: Any
     grad0_norm: Scalar
+    grad_norm: Scalar
     started: Bool[Array, ""]
     num_steps: Int[Array, ""]
     num_accepted_steps: Int[Array, ""]
@@ -93,6 +95,7 @@ def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: 
         descent=descent.init_state(x0, placeholder),
         forcing=fstate,
         grad0_norm=jnp.zeros((), x0.dtype),
+        grad_norm=jnp.zeros((), x0.dtype),
         started=jnp.array(False),
         num_steps=_int(0),
         num_accepted_steps=_int(0),
@@ -238,6 +241,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         descent=dstate,
         forcing=fstate,
         grad0_norm=grad0_norm,
+        grad_norm=jnp.max(jnp.abs(ev.grad)),
         started=jnp.array(True),
         num_steps=num_steps,
         num_accepted_steps=state.num_accepted_steps + (accept & ~first).astype(jnp.int32),

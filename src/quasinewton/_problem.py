@@ -93,31 +93,40 @@ def _split_aux(out, has_aux: bool, name: str):
     return out, None
 
 
-def check_output(out_struct: PyTree[jax.ShapeDtypeStruct], kind: Kind, has_aux: bool):
-    """Check the shapes and dtypes `fn` returns, at trace time."""
+def _struct(leaf) -> jax.ShapeDtypeStruct | None:
+    """The shape and dtype of an array-like output leaf, else `None`."""
+    if not eqx.is_array_like(leaf):
+        return None
+    return jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf))
+
+
+def check_output(out, kind: Kind, has_aux: bool):
+    """Check the shapes and dtypes of what `fn` returned (only those are read, so
+    the check runs on traced values, at trace time)."""
     name = "minimise" if kind == "scalar" else "least_squares"
-    out, _ = _split_aux(out_struct, has_aux, name)
+    out, _ = _split_aux(out, has_aux, name)
     if kind == "scalar":
         if isinstance(out, tuple) and not has_aux and len(out) == 2:
             raise ValueError(
                 "`fn` returned a pair, but `minimise` needs a scalar. If the second "
                 "element is auxiliary output, pass `has_aux=True`."
             )
-        if not isinstance(out, jax.ShapeDtypeStruct):
+        struct = _struct(out)
+        if struct is None:
             raise ValueError(
                 f"`minimise` needs `fn` to return a scalar; it returned the pytree "
                 f"{jtu.tree_structure(out)}. For a vector of residuals use "
                 "`least_squares`."
             )
-        if out.shape != ():
+        if struct.shape != ():
             raise ValueError(
                 f"`minimise` needs `fn` to return a scalar; it returned shape "
-                f"{out.shape}. Reduce it (e.g. `jnp.sum`) or, for residuals, use "
+                f"{struct.shape}. Reduce it (e.g. `jnp.sum`) or, for residuals, use "
                 "`least_squares`."
             )
-        if not jnp.issubdtype(out.dtype, jnp.floating):
+        if not jnp.issubdtype(struct.dtype, jnp.floating):
             raise TypeError(
-                f"`fn` returned dtype {out.dtype}; the objective must be a real "
+                f"`fn` returned dtype {struct.dtype}; the objective must be a real "
                 "floating-point scalar."
             )
     else:
@@ -125,12 +134,11 @@ def check_output(out_struct: PyTree[jax.ShapeDtypeStruct], kind: Kind, has_aux: 
         if not leaves:
             raise ValueError("`least_squares` needs `fn` to return at least one residual.")
         for leaf in leaves:
-            if not isinstance(leaf, jax.ShapeDtypeStruct) or not jnp.issubdtype(
-                leaf.dtype, jnp.floating
-            ):
+            struct = _struct(leaf)
+            if struct is None or not jnp.issubdtype(struct.dtype, jnp.floating):
                 raise TypeError(
                     "`least_squares` needs `fn` to return a pytree of real "
-                    f"floating-point residual arrays; got {leaf}."
+                    f"floating-point residual arrays; got {struct or type(leaf).__name__}."
                 )
 
 
@@ -155,6 +163,10 @@ class Problem(eqx.Module):
 
     def _call(self, x):
         out = self.fn(self.unravel(x), self.args)
+        # Checked wherever `fn` is traced: the first trace (`jax.eval_shape` of the
+        # evaluation, before any iteration) raises, and no trace of its own is
+        # spent on the check.
+        check_output(out, self.kind, self.has_aux)
         return _split_aux(out, self.has_aux, "fn")
 
     def scalar(self, x: Float[Array, " n"]) -> tuple[Scalar, Any]:
@@ -207,10 +219,26 @@ class Problem(eqx.Module):
         return r, jac, aux
 
 
+def _ravel(y0: PyTree[Array]) -> tuple[Float[Array, " n"], Callable]:
+    """`ravel_pytree`, except for the common `y0` of one array, which is reshaped:
+    ravel_pytree's unravel splits the vector, an operation compiled anew for every n
+    in a solve called from Python (as `jnp.ravel` is; a reshape to the same shape is
+    not)."""
+    leaves, treedef = jtu.tree_flatten(y0)
+    if len(leaves) != 1:
+        return ravel_pytree(y0)
+    shape = leaves[0].shape
+
+    def unravel(x):
+        return jtu.tree_unflatten(treedef, [jnp.reshape(x, shape)])
+
+    return leaves[0].reshape(-1), unravel
+
+
 def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
     """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
     y0 = check_y0(y0)
-    x0, unravel = ravel_pytree(y0)
+    x0, unravel = _ravel(y0)
     # Weakly typed arrays in `args` (a Python float given to `jax.grad`) lose their
     # array type on the way through the adjoint's custom JVP; strongly typed, they
     # keep it.
@@ -218,5 +246,4 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
         lambda v: jnp.asarray(v, dtype=jnp.result_type(v)) if eqx.is_inexact_array(v) else v, args
     )
     closed = eqx.filter_closure_convert(fn, y0, args)
-    check_output(closed.out_struct, kind, has_aux)  # pyright: ignore
     return Problem(fn=closed, args=args, unravel=unravel, kind=kind, has_aux=has_aux), x0, y0

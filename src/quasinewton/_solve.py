@@ -4,7 +4,6 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
-import jax.numpy as jnp
 from jaxtyping import PyTree
 
 from ._adjoint import ImplicitAdjoint
@@ -57,7 +56,7 @@ def _solve(
         "num_fn_evals": state.num_fn_evals,
         "num_linear_steps": state.num_linear_steps,
         "value": state.evaluation.f,
-        "gradient_norm": jnp.max(jnp.abs(state.evaluation.grad)),
+        "gradient_norm": state.grad_norm,
         "termination": state.termination,
     }
     if kind == "residual":
