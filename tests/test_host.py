@@ -250,3 +250,27 @@ def test_a_first_solve_traces_the_objective_once(closes_over_array):
     sol = qn.minimise(fn, qn.LBFGS(), jnp.zeros(3), centre)
     assert len(calls) == 1
     np.testing.assert_allclose(sol.value, centre, atol=1e-6)
+
+
+def test_packing_the_loop_state_round_trips():
+    # The step takes and returns the loop state as one buffer per dtype; packing
+    # and unpacking must give back every leaf exactly, whatever its dtype and shape
+    # (the user's aux can hold any), in NumPy on the host and in JAX.
+    leaves = [
+        np.arange(6.0).reshape(2, 3),
+        np.array(7, np.int32),
+        np.array([True, False]),
+        np.array(2.5),
+        np.zeros((0,), np.float64),
+        np.array([1, 2, 3], np.int8),
+        np.arange(4, dtype=np.int32),
+    ]
+    layout = _host._layout(leaves)
+    for xp in (np, jnp):
+        buffers = _host._pack(leaves, layout, xp)
+        assert [b.dtype for b in buffers] == [np.float64, np.int32, np.bool_, np.int8]
+        assert [b.shape for b in buffers] == [(7,), (5,), (2,), (3,)]
+        back = _host._unpack(buffers, layout)
+        for a, b in zip(leaves, back):
+            assert b.shape == a.shape and b.dtype == a.dtype
+            np.testing.assert_array_equal(b, a)
