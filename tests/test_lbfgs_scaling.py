@@ -38,23 +38,21 @@ def test_start_scaling_shape():
 
 def test_lbfgs_start_scaling_solves_misra1a():
     # NIST Misra1a from Start 1, b = (500, 1e-4): the Hessian's condition number at
-    # the solution is 6e13. Started from D = I (scaling="none") the model takes its
-    # scale from b₂, the steps in b₁ fall below f's rounding before the learnt
-    # diagonal can catch up, and the solve stops at b₁ = 500, RSS ≈ 39 (certified
-    # 0.1246). Started from the start shape it reaches the certified RSS to 8
-    # digits, in 70 evaluations (measured; allow 100).
+    # the solution is 6e13. Started from the start shape, L-BFGS reaches the
+    # certified RSS (0.1246) to 8 digits in 70 evaluations (measured; allow 80).
+    # Started from D = I (scaling="none") the model first takes its scale from b₂
+    # and must learn b₁'s: 94 evaluations (measured; at least 85).
     problem, f = _misra1a()
     y0 = jnp.asarray(problem.starts[0])
     tol = {"rtol": 1e-8, "atol": 1e-8}
     sol = qn.minimise(f, qn.LBFGS(**tol), y0, max_steps=1000)
     rss = 2 * float(f(sol.value))
     assert abs(rss - problem.certified_rss) <= 1e-8 * problem.certified_rss
-    assert int(sol.stats["num_fn_evals"]) <= 100
+    assert int(sol.stats["num_fn_evals"]) <= 80
 
-    stalled = qn.minimise(
-        f, qn.LBFGS(scaling="none", **tol), y0, max_steps=1000, throw=False
-    )
-    assert 2 * float(f(stalled.value)) > 10.0
+    plain = qn.minimise(f, qn.LBFGS(scaling="none", **tol), y0, max_steps=1000)
+    assert abs(2 * float(f(plain.value)) - problem.certified_rss) <= 1e-8 * problem.certified_rss
+    assert int(plain.stats["num_fn_evals"]) >= 85
 
 
 def test_lbfgs_scaling_none_is_identity_scaling():
@@ -144,7 +142,8 @@ def test_diagonal_init_learns_per_unknown_scales():
     # f = ½Σλᵢ(xᵢ − 1)² with λ from 1e-3 to 1e3: one scalar γ fits the stiffest
     # curvature and the soft unknowns crawl; a learnt diagonal fits each. At
     # rtol = atol = 1e-10, init="diagonal" takes 47 evaluations (measured; allow
-    # 60) to |x − 1| ≤ 1e-9, init="scaled" 197 (measured; at least 150).
+    # 60) to |x − 1| ≤ 1e-9; init="scaled" takes 125 (measured; at least 100) and
+    # stops with the softest unknown still 4e-7 away.
     lam = jnp.logspace(-3.0, 3.0, 8)
 
     def f(x, args=None):
@@ -155,7 +154,7 @@ def test_diagonal_init_learns_per_unknown_scales():
     assert int(diagonal.stats["num_fn_evals"]) <= 60
     assert float(jnp.max(jnp.abs(diagonal.value - 1.0))) <= 1e-8
     scaled = qn.minimise(f, qn.LBFGS(init="scaled", **tol), jnp.zeros(8), max_steps=1000)
-    assert int(scaled.stats["num_fn_evals"]) >= 150
+    assert int(scaled.stats["num_fn_evals"]) >= 100
 
 
 def test_diagonal_reset_returns_to_start_shape():
@@ -183,17 +182,17 @@ def test_lbfgs_init_is_checked():
 
 def test_bfgs_start_scaling_on_misra1a():
     # Dense BFGS from H₀ = γD (D from Misra1a's start sizes (500, 1e-4)) reaches the
-    # certified RSS in 99 evaluations (measured; allow 120); from H₀ = γI it gets
-    # there too, but only after 164 (measured; at least 140): its first steps
-    # hardly move b₁.
+    # certified RSS in 71 evaluations (measured; allow 80); from H₀ = γI it gets
+    # there too, but only after 86 (measured; at least 80): its first steps hardly
+    # move b₁.
     problem, f = _misra1a()
     y0 = jnp.asarray(problem.starts[0])
     tol = {"rtol": 1e-8, "atol": 1e-8}
     scaled = qn.minimise(f, qn.BFGS(**tol), y0, max_steps=1000)
     assert abs(2 * float(f(scaled.value)) - problem.certified_rss) <= 1e-8 * problem.certified_rss
-    assert int(scaled.stats["num_fn_evals"]) <= 120
+    assert int(scaled.stats["num_fn_evals"]) <= 80
     plain = qn.minimise(f, qn.BFGS(scaling="none", **tol), y0, max_steps=1000)
-    assert int(plain.stats["num_fn_evals"]) >= 140
+    assert int(plain.stats["num_fn_evals"]) >= 80
 
 
 def test_bfgs_starts_from_and_resets_to_the_start_shape():

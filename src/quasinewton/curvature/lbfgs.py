@@ -96,9 +96,10 @@ class LBFGS(AbstractCurvature):
           diagonal learns one scale per unknown from the same pairs, at the cost
           of O(n) per pair.
           On the 103 CUTEst problems with n ≤ 20 it solves 5 more than `"scaled"`
-          with 16% fewer evaluations (see `benchmarks/cutest.py`); on the 28 with
-          20 < n ≤ 1000 it ends at the lower f (or level) on 26 against 24, with
-          a median of 64.5 evaluations against 92 where both end level.
+          (98 against 93) with 35% fewer evaluations (see `benchmarks/cutest.py`);
+          on the 28 with 20 < n ≤ 1000 it ends at the lower f (or level) on 26
+          against 24, with a median of 69 evaluations against 91 where both end
+          level.
         - `"scaled"`: γ = sᵀy/yᵀDy of the newest pair (Nocedal & Wright, 2006,
           eq. 7.20, for D = I), so steps of length 1 are usually accepted.
         - `"ase"`: the fixed H₀ = (1/`alpha`)·I of the Atomic Simulation Environment's
@@ -116,10 +117,11 @@ class LBFGS(AbstractCurvature):
           scaling "M3" of Liu & Nocedal, 1989, with a fixed shape). Why: with
           D = I, γ takes its size from the stiffest unknown, and on a fit whose
           parameters differ by orders of magnitude (NIST Misra1a starts at
-          b = (500, 1e-4); its Hessian's condition number is 6e13) the steps in
-          the large unknowns become smaller than f can resolve, and the solve
-          stalls far from the minimum. On the 103 CUTEst problems with n ≤ 20
-          this solves 5 more of them; see `benchmarks/cutest.py`. The cost: a
+          b = (500, 1e-4); its Hessian's condition number is 6e13) the first
+          steps hardly move the large unknowns, and `init="scaled"` needs 158
+          evaluations for Misra1a against 70 from the start shape. On the 103
+          CUTEst problems with n ≤ 20 the start shape solves 5 more of them (98
+          against 93); see `benchmarks/cutest.py`. The cost: a
           start with an unknown incidentally near zero (random starts) gets a
           shape that describes nothing, and the model must unlearn it; the
           threshold keeps that rare.
