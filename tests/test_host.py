@@ -274,3 +274,23 @@ def test_packing_the_loop_state_round_trips():
         for a, b in zip(leaves, back):
             assert b.shape == a.shape and b.dtype == a.dtype
             np.testing.assert_array_equal(b, a)
+
+
+def test_aux_of_any_dtype_passes_through_the_host_loop():
+    # The loop state (which holds the user's aux) is packed by dtype for the
+    # compiled step; a PRNG key has no NumPy form and is passed as it is. The
+    # solve called from Python returns the same as under jax.jit.
+    def f(y, args):
+        aux = {"key": jax.random.key(3), "count": jnp.int8(7), "phase": jnp.complex64(1j)}
+        return jnp.sum((y - 1.0) ** 2), aux
+
+    def solve(y0):
+        return qn.minimise(f, qn.LBFGS(), y0, has_aux=True)
+
+    eager, jitted = solve(jnp.zeros(3)), jax.jit(solve)(jnp.zeros(3))
+    for sol in (eager, jitted):
+        np.testing.assert_allclose(sol.value, 1.0, atol=1e-6)
+        assert int(sol.aux["count"]) == 7 and complex(sol.aux["phase"]) == 1j
+        np.testing.assert_array_equal(
+            jax.random.key_data(sol.aux["key"]), jax.random.key_data(jax.random.key(3))
+        )

@@ -111,36 +111,57 @@ def _initial(static: _Static, x0):
 
 def _layout(leaves) -> tuple:
     """Each leaf's dtype and shape, in order: how `_pack` lays the leaves out."""
-    return tuple((np.dtype(leaf.dtype), tuple(leaf.shape)) for leaf in leaves)
+    return tuple((leaf.dtype, tuple(leaf.shape)) for leaf in leaves)
+
+
+def _packable(dtype) -> bool:
+    """Whether leaves of this dtype are packed: not JAX's extended dtypes (PRNG
+    keys, say, in the user's aux), which have no NumPy form and are passed as
+    they are."""
+    return not jax.dtypes.issubdtype(dtype, jax.dtypes.extended)
+
+
+def _dtypes(layout: tuple) -> tuple:
+    """The packed dtypes of `layout`, in order of first appearance."""
+    return tuple(dict.fromkeys(dtype for dtype, _ in layout if _packable(dtype)))
 
 
 def _pack(leaves, layout: tuple, xp) -> tuple:
-    """The leaves as one flat buffer per dtype (dtypes in order of first appearance,
-    each buffer the leaves of that dtype one after another); `xp` is `jnp` inside a
-    compiled function, `np` on the host.
+    """The leaves as one flat buffer per dtype (each buffer the leaves of that dtype
+    one after another), followed by any leaves of extended dtypes as they are; `xp`
+    is `jnp` inside a compiled function, `np` on the host.
 
     Why: every array passed to or returned by a compiled function costs about 2 µs
     of dispatch on a CPU. The loop state has some 40 leaves, so passing them one by
     one cost ~0.15 ms per iteration, more than the step itself; packed, it is a few
     buffers."""
-    dtypes = tuple(dict.fromkeys(dtype for dtype, _ in layout))
-    return tuple(
+    packed = tuple(
         xp.concatenate([xp.reshape(leaf, (-1,)) for leaf, (d, _) in zip(leaves, layout) if d == dtype])
-        for dtype in dtypes
+        for dtype in _dtypes(layout)
     )
+    return packed + tuple(leaf for leaf, (d, _) in zip(leaves, layout) if not _packable(d))
 
 
 def _unpack(buffers, layout: tuple) -> list:
     """The inverse of `_pack`: the leaves, sliced out of `buffers`."""
-    dtypes = tuple(dict.fromkeys(dtype for dtype, _ in layout))
+    dtypes = _dtypes(layout)
     starts = [0] * len(dtypes)
+    extended = iter(buffers[len(dtypes) :])
     leaves = []
     for dtype, shape in layout:
+        if not _packable(dtype):
+            leaves.append(next(extended))
+            continue
         group = dtypes.index(dtype)
         size = math.prod(shape)
         leaves.append(buffers[group][starts[group] : starts[group] + size].reshape(shape))
         starts[group] += size
     return leaves
+
+
+def _on_host(arrays) -> list:
+    """Device arrays as NumPy arrays, except those of extended dtypes."""
+    return [np.asarray(a) if _packable(a.dtype) else a for a in arrays]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -308,7 +329,7 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
     leaves, state_def = jax.tree.flatten(state)
     layout = _layout(leaves)
     # Packed and unpacked in NumPy on the host: nothing compiled for it.
-    buffers = tuple(map(jax.device_put, _pack([np.asarray(v) for v in leaves], layout, np)))
+    buffers = tuple(map(jax.device_put, _pack(_on_host(leaves), layout, np)))
     step_static = _Static.of(solver, state_def, layout, ev_def, num_fn, num_jac)
     limit = jnp.asarray(max_steps, jnp.int32)
     # Whether to go on is read one iteration late: the next iteration is already
@@ -322,5 +343,5 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
         if not bool(going):
             break
         buffers, going = new_buffers, going_next
-    leaves = [jax.device_put(v) for v in _unpack([np.asarray(b) for b in buffers], layout)]
+    leaves = [jax.device_put(v) for v in _unpack(_on_host(buffers), layout)]
     return _cut(_finish(jax.tree.unflatten(state_def, leaves)), n)
