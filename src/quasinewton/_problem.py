@@ -102,9 +102,9 @@ def _struct(leaf) -> jax.ShapeDtypeStruct | None:
 
 def check_output(out, kind: Kind, has_aux: bool):
     """Check the shapes and dtypes of what `fn` returned (only those are read, so
-    the check runs on traced values, at trace time)."""
+    the check runs on traced values, at trace time); returns it as `(output, aux)`."""
     name = "minimise" if kind == "scalar" else "least_squares"
-    out, _ = _split_aux(out, has_aux, name)
+    out, aux = _split_aux(out, has_aux, name)
     if kind == "scalar":
         if isinstance(out, tuple) and not has_aux and len(out) == 2:
             raise ValueError(
@@ -140,6 +140,7 @@ def check_output(out, kind: Kind, has_aux: bool):
                     "`least_squares` needs `fn` to return a pytree of real "
                     f"floating-point residual arrays; got {struct or type(leaf).__name__}."
                 )
+    return out, aux
 
 
 class Problem(eqx.Module):
@@ -166,8 +167,7 @@ class Problem(eqx.Module):
         # Checked wherever `fn` is traced: the first trace (`jax.eval_shape` of the
         # evaluation, before any iteration) raises, and no trace of its own is
         # spent on the check.
-        check_output(out, self.kind, self.has_aux)
-        return _split_aux(out, self.has_aux, "fn")
+        return check_output(out, self.kind, self.has_aux)
 
     def scalar(self, x: Float[Array, " n"]) -> tuple[Scalar, Any]:
         """The objective and aux at `x`."""
