@@ -104,9 +104,9 @@ def can_run_on_host(problem: Problem, solver, x0) -> bool:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _initial(static: _Static, x0):
-    solver, ev_def, ev_shapes, max_steps, history = static.items
+    solver, ev_def, ev_shapes, max_steps, history, bounded_below = static.items
     placeholder = jax.tree.unflatten(ev_def, [placeholder_leaf(s) for s in ev_shapes])
-    return initial_state(solver, placeholder, x0, max_steps, history)
+    return initial_state(solver, placeholder, x0, max_steps, history, bounded_below)
 
 
 def _layout(leaves) -> tuple:
@@ -325,7 +325,10 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
         problem, solver.curvature, x0, size
     )
     x0 = _pad(x0, size)
-    state = _initial(_Static.of(solver, ev_def, ev_shapes, max_steps, history), x0)
+    bounded_below = problem.kind == "residual"
+    state = _initial(
+        _Static.of(solver, ev_def, ev_shapes, max_steps, history, bounded_below), x0
+    )
     leaves, state_def = jax.tree.flatten(state)
     layout = _layout(leaves)
     # Packed and unpacked in NumPy on the host: nothing compiled for it.

@@ -1,5 +1,6 @@
 """The one loop that drives every solver: one objective evaluation per iteration."""
 
+import functools
 from typing import Any
 
 import equinox as eqx
@@ -10,6 +11,7 @@ from jaxtyping import Array, Bool, Float, Int, Scalar
 from ._problem import Evaluation, Problem, tree_where
 from ._solution import RESULTS, Termination
 from .curvature._model import Model
+from .termination import Progress, certified, stationary
 
 
 class LoopState(eqx.Module):
@@ -21,12 +23,15 @@ class LoopState(eqx.Module):
     - `trial`, `direction`: the next point to evaluate and the search direction
       (or trust-region step) that made it.
     - `curvature`, `descent`, `forcing`: the states of the solver's parts.
-    - `grad0_norm`: maxᵢ |∇f(y0)ᵢ|, the scale of the relative gradient test.
+    - `f0`, `grad0_norm`: f and maxᵢ |∇f(y0)ᵢ| at the start, the scales of the
+      relative termination tests.
     - `grad_norm`: maxᵢ |∇f(x)ᵢ| at the current iterate (`stats["gradient_norm"]`).
     - `started`: whether the start point has been evaluated (by the first iteration).
     - `num_*`: counters reported in `Solution.stats`.
     - `done`, `result`, `termination`: whether and how the solve ended.
     - `history`: the objective after each iteration, if recorded.
+    - `bounded_below`: whether f ≥ 0 is known (least squares), which the
+      termination tests use as the lower bound of f.
     """
 
     x: Float[Array, " n"]
@@ -36,6 +41,7 @@ class LoopState(eqx.Module):
     curvature: Any
     descent: Any
     forcing: Any
+    f0: Scalar
     grad0_norm: Scalar
     grad_norm: Scalar
     started: Bool[Array, ""]
@@ -48,6 +54,7 @@ class LoopState(eqx.Module):
     result: RESULTS
     termination: Termination
     history: Float[Array, " steps"] | None
+    bounded_below: bool = eqx.field(static=True)
 
 
 def all_finite(evaluation: Evaluation) -> Bool[Array, ""]:
@@ -75,11 +82,14 @@ def placeholder_evaluation(curvature, problem: Problem, x0) -> Evaluation:
     return jax.tree.map(placeholder_leaf, shapes)
 
 
-def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: bool) -> LoopState:
+def initial_state(
+    solver, placeholder: Evaluation, x0, max_steps: int, history: bool, bounded_below: bool
+) -> LoopState:
     """The loop's state before its first iteration, which evaluates `x0`.
 
     `placeholder` is any evaluation of the right structure (e.g. from
-    `placeholder_evaluation`); it is replaced by the one at `x0`.
+    `placeholder_evaluation`); it is replaced by the one at `x0`. `bounded_below`
+    says f ≥ 0 (least squares).
     """
     curvature, descent = solver.curvature, solver.descent
     _, fstate = solver.linear_context(placeholder, None, 0)
@@ -94,6 +104,7 @@ def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: 
         curvature=curvature.init_state(x0, placeholder),
         descent=descent.init_state(x0, placeholder),
         forcing=fstate,
+        f0=jnp.zeros((), x0.dtype),
         grad0_norm=jnp.zeros((), x0.dtype),
         grad_norm=jnp.zeros((), x0.dtype),
         started=jnp.array(False),
@@ -106,6 +117,7 @@ def initial_state(solver, placeholder: Evaluation, x0, max_steps: int, history: 
         result=RESULTS.successful,
         termination=Termination.none,
         history=hist,
+        bounded_below=bounded_below,
     )
 
 
@@ -131,7 +143,9 @@ def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, histor
     solve each appear once in the compiled program.
     """
     curvature = solver.curvature
-    init = initial_state(solver, placeholder_evaluation(curvature, problem, x0), x0, max_steps, history)
+    placeholder = placeholder_evaluation(curvature, problem, x0)
+    bounded_below = problem.kind == "residual"
+    init = initial_state(solver, placeholder, x0, max_steps, history, bounded_below)
 
     def body_fun(state: LoopState):
         evaluated = curvature.evaluate(problem, state.trial)
@@ -173,23 +187,40 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
     x = jnp.where(accept, state.trial, state.x)
     ev = tree_where(accept, ev_t, state.evaluation)
     grad0_norm = jnp.where(first, jnp.max(jnp.abs(ev_t.grad)), state.grad0_norm)
+    f0 = jnp.where(first, ev_t.f, state.f0)
 
-    # At the start only the absolute part of the gradient test applies.
-    grad_ok = accept & solver.gradient_test(x, ev, jnp.where(first, 0.0, grad0_norm))
-    # A step shortened by the descent rule (a backtracked line search) says the
-    # model was poor, not that the iterate has converged: only full steps count.
-    full_step = accept & ~first & descent.full_step(state.descent)
-    step_ok = full_step & solver.step_test(step, ev_t.f - state.evaluation.f, x, ev)
-    converged = grad_ok | step_ok
+    rtol, atol = solver.tolerances(x.dtype)
+    moved = accept & ~first
+    progress = Progress(
+        x=x,
+        f=ev.f,
+        grad=ev.grad,
+        step=jnp.where(moved, step, 0.0),
+        change=jnp.where(moved, ev_t.f - state.evaluation.f, 0.0),
+        f0=f0,
+        grad0=grad0_norm,
+        lower=jnp.zeros((), x.dtype) if state.bounded_below else None,
+        first=first,
+        # A step shortened by the descent rule (a backtracked line search) says
+        # the model was poor, not that the iterate has converged.
+        full_step=moved & descent.full_step(state.descent),
+        rtol=jnp.asarray(rtol, x.dtype),
+        atol=jnp.asarray(atol, x.dtype),
+    )
 
-    # A failed search restarts once from a cleared memory; a second failure, or a
-    # failure of a memoryless model, ends the solve.
-    floor = failed & descent.at_precision_floor(dstate)
+    # The descent rule found no better point where its model predicts a decrease
+    # below the rounding of f: a success only if x is also stationary to √rtol
+    # (√eps if rtol is smaller), else a failure (e.g. a trust region whose damping
+    # was inflated by rejected nan trials, far from any minimiser).
+    at_floor = failed & descent.at_precision_floor(dstate)
+    eps = jnp.finfo(x.dtype).eps
+    floor = at_floor & stationary(progress, jnp.sqrt(jnp.maximum(progress.rtol, eps)))
+    # A failed search restarts once from a cleared memory; a second failure, a
+    # failure of a memoryless model, or one at the floor ends the solve.
     memoryless = curvature.is_reset(cstate)
-    restart = failed & ~memoryless & ~floor
-    give_up = failed & memoryless & ~floor
+    restart = failed & ~memoryless & ~at_floor
+    give_up = failed & (memoryless | at_floor) & ~floor
     bad_start = first & ~finite_t
-    converged = converged | floor
     cstate = jax.lax.cond(restart, lambda c: curvature.reset(c), lambda c: c, cstate)
     new_search = accept | restart
 
@@ -215,20 +246,19 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
     else:
         trial, direction, dstate, nlin = propose(lin_t)
 
+    tests = solver.termination_tests()
+    guard = accept & certified(progress)
+    passed = [guard & test(progress) for test in tests]
+    converged = functools.reduce(jnp.logical_or, passed, floor)
+
     result = RESULTS.where(
         give_up | bad_start,
         RESULTS.where(finite_t, RESULTS.search_failed, RESULTS.nonfinite),
         RESULTS.successful,
     )
-    termination = Termination.where(
-        grad_ok,
-        Termination.gradient,
-        Termination.where(
-            step_ok,
-            Termination.step,
-            Termination.where(floor, Termination.precision, Termination.none),
-        ),
-    )
+    termination = Termination.where(floor, Termination.precision, Termination.none)
+    for test, ok in reversed(list(zip(tests, passed))):
+        termination = Termination.where(ok, test.reason, termination)
     hist = state.history
     if hist is not None:
         hist = hist.at[num_steps].set(ev.f)
@@ -240,6 +270,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         curvature=cstate,
         descent=dstate,
         forcing=fstate,
+        f0=f0,
         grad0_norm=grad0_norm,
         grad_norm=jnp.max(jnp.abs(ev.grad)),
         started=jnp.array(True),
@@ -252,5 +283,6 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         result=result,
         termination=termination,
         history=hist,
+        bounded_below=state.bounded_below,
     )
 

@@ -39,20 +39,22 @@ class Termination(eqx.Enumeration):
     """
 
     none = "The solve has not converged."
-    gradient = (
-        "The gradient fell below atol, or by a factor rtol from the start, and the "
-        "relative gradient below atol + rtol."
-    )
+    gradient = "The gradient fell by a factor rtol from the start (or below atol)."
     step = (
-        "The last full step changed the objective by at most atol + rtol·|f| and "
-        "every coordinate by at most atol + rtol·|y_i|, near a stationary point; or "
-        "(L-BFGS, BFGS) it gained at most rtol·max(|f|, 1), and a step of its length "
-        "down the gradient could gain at most a tenth of that."
+        "The last full step changed the objective by at most rtol times the size of "
+        "the objective and every coordinate by at most rtol·max|y| (plus atol), near "
+        "a stationary point."
     )
     precision = (
-        "No further decrease is possible in floating point: no decrease was found "
-        "although the model predicted one below √eps·|f|, so the tolerances asked "
-        "for cannot be met and the iterate is as good as the precision allows."
+        "No further decrease is possible in floating point (the model predicted a "
+        "decrease below the rounding of f and none was found), and the iterate is "
+        "stationary to √rtol: the tolerances asked for more than the arithmetic "
+        "allows and the iterate is as good as the precision allows."
+    )
+    decrease = (
+        "(L-BFGS, BFGS) the last full step gained at most rtol times the size of the "
+        "objective, and a step of its length down the gradient could gain at most a "
+        "tenth of that."
     )
 
 

@@ -5,7 +5,6 @@ from typing import Any, Literal
 import equinox as eqx
 import jax.numpy as jnp
 import lineax as lx
-from jaxtyping import Array, Bool, Float, Scalar
 
 from ._misc import default_tolerances
 from ._problem import Evaluation
@@ -20,6 +19,7 @@ from .descent.trust_region import TrustRegion
 from .linear.cg import ConjugateGradient
 from .linear.forcing import AbstractForcing, EisenstatWalker
 from .linear.preconditioners import AbstractPreconditioner, Jacobi
+from .termination import AbstractTermination, Gradient, RelativeDecrease, Step
 
 
 class Solver(eqx.Module):
@@ -39,48 +39,30 @@ class Solver(eqx.Module):
     - `forcing`: a forcing term for the tolerance of iterative linear solvers, e.g.
       [`quasinewton.linear.EisenstatWalker`][].
     - `rtol`, `atol`: relative and absolute tolerances of the termination tests;
-      `None` means rtol = 1e-8, atol = 1e-6 in float64 and
-      rtol = atol = 1e-5 in lower precision. `atol` is absolute (on the gradient,
-      the change in f and the step): for very small objectives or unknowns, lower it.
+      `None` means rtol = 1e-8 in float64 and 1e-5 in lower precision, and
+      atol = 0. The tests are relative by default, so that the outcome of a solve
+      does not depend on the units of the objective: multiplying f (or the
+      residuals) by a constant, or adding a constant to f, changes no result. A
+      positive `atol` adds absolute tests (on the gradient, the change in f and
+      the step), for users who know the size of what they solve.
+    - `termination`: the tests that end a solve as `successful`, checked after
+      every accepted step (and at the start point) in order: a tuple of
+      [`quasinewton.termination.AbstractTermination`][] parts. `None` means
+      `(termination.Gradient(), termination.Step())`; the quasi-Newton presets
+      ([`quasinewton.LBFGS`][], [`quasinewton.BFGS`][]) add
+      [`quasinewton.termination.RelativeDecrease`][].
 
-    **Termination.** With the relative gradient
-    ρ = maxᵢ |∇fᵢ|·max(|xᵢ|, 1)/max(|f|, 1) (Dennis & Schnabel, 1996, §7.2), the
-    solve succeeds when, after an accepted step to x:
+    **Precision.** When the descent rule can find no better point and the
+    decrease its model predicts is below √eps·|f| (the tolerances ask for more
+    than the arithmetic allows), the solve ends `successful` (termination
+    `precision`) only if the iterate is stationary to √rtol (the gradient has
+    fallen by that factor from the start, or the first-order change G is at most
+    √rtol·S, see [`quasinewton.termination.Progress`][]); otherwise a quasi-Newton
+    memory is cleared and the search restarted once, and then the solve reports
+    `search_failed` (or `nonfinite` when the last trial was not finite). A
+    descent rule that could not find a finite, better point therefore never ends
+    `successful` far from a stationary point, whatever the units.
 
-    - *gradient*: maxᵢ |∇fᵢ| ≤ atol + rtol·maxᵢ |∇f(y0)ᵢ| (the gradient fell below
-      `atol`, or by a factor `rtol` from the start) and ρ ≤ atol + rtol; also
-      checked at the start, where the first part reduces to `atol`;
-    - *step*: the step was the model's full step (not one shortened by a line
-      search), and either
-        - |Δf| ≤ atol + rtol·|f|, |Δxᵢ| ≤ atol + rtol·|xᵢ| for every i, and
-          ρ ≤ 100·(atol + rtol); or
-        - (*relative decrease*, quasi-Newton models only: L-BFGS, BFGS) with
-          F = max(|f_old|, |f|, 1): −Δf ≤ rtol·F,
-          ‖∇f‖·‖Δx‖ ≤ 0.1·rtol·F and ρ ≤ 1000·min(rtol, 1e-6). The first part is the
-          stopping test of L-BFGS-B (Byrd, Lu, Nocedal & Zhu, 1995; SciPy's
-          `ftol`): once a full quasi-Newton step gains less than rtol·F, the
-          next ones gain less still, so near a minimiser f is as good as the
-          tolerance asks long before the gradient test passes (the gradient
-          falls only like the square root of f − f*). The guards keep it from
-          stopping where a step gains little for another reason: a step of the
-          same length down the gradient would still gain at most 0.1·rtol·F at
-          first order, and the relative gradient is small (at most 10⁻³ whatever
-          rtol: with float32's rtol = 1e-5, 1000·rtol = 1% let a stalled solve of
-          MGH Box3D stop at f = 2e-4, f* = 0). On the 103 CUTEst
-          problems with n ≤ 20 this saves 40% of the evaluations and loses no
-          problem (see `benchmarks/cutest.py`); `rtol = 0` disables it. Newton
-          and Gauss–Newton models converge quadratically, so the gradient test
-          costs them few evaluations and they keep it alone: on zero-residual
-          fits (NIST Lanczos1) f ≤ rtol leaves the parameters far from certified;
-    - *precision*: the descent rule can find no better point and the decrease its
-      model predicts is below √eps·|f|: the tolerances are tighter than the
-      arithmetic allows and the iterate is as good as it gets. (No guard on ρ
-      here: on a problem with a Hessian condition number near 1/eps, ρ at the
-      floor is itself rounding noise. A wrong gradient predicts a large decrease
-      and so ends as `search_failed`, not here.)
-
-    The guards on ρ keep a method that crawls along an ill-conditioned valley, or
-    a start whose gradient is huge, from passing for converged.
     Which test fired is reported as `Solution.stats["termination"]`.
     """
 
@@ -91,6 +73,7 @@ class Solver(eqx.Module):
     forcing: AbstractForcing | None = None
     rtol: float | None = None
     atol: float | None = None
+    termination: tuple[AbstractTermination, ...] | None = None
 
     def __check_init__(self):
         if not isinstance(self.curvature, AbstractCurvature):
@@ -102,6 +85,13 @@ class Solver(eqx.Module):
             raise TypeError(
                 "`descent` must be a descent part such as qn.descent.Zoom(); "
                 f"got {type(self.descent).__name__}."
+            )
+        if self.termination is not None and not all(
+            isinstance(test, AbstractTermination) for test in self.termination
+        ):
+            raise TypeError(
+                "`termination` must be a tuple of termination parts such as "
+                "(qn.termination.Gradient(), qn.termination.Step())."
             )
         if self.descent.needs_damping and self.curvature.gives_inverse:
             raise ValueError(
@@ -143,37 +133,11 @@ class Solver(eqx.Module):
             atol if self.atol is None else self.atol,
         )
 
-    @staticmethod
-    def relative_gradient(x: Float[Array, " n"], ev: Evaluation) -> Scalar:
-        """maxᵢ |∇fᵢ|·max(|xᵢ|, 1)/max(|f|, 1): the relative change in f a relative
-        change in any coordinate would make (Dennis & Schnabel, 1996, §7.2)."""
-        scaled = jnp.max(jnp.abs(ev.grad) * jnp.maximum(jnp.abs(x), 1.0))
-        return scaled / jnp.maximum(jnp.abs(ev.f), 1.0)
-
-    def gradient_test(
-        self, x: Float[Array, " n"], ev: Evaluation, grad0_norm
-    ) -> Bool[Array, ""]:
-        rtol, atol = self.tolerances(x.dtype)
-        small = jnp.max(jnp.abs(ev.grad)) <= atol + rtol * grad0_norm
-        return small & (self.relative_gradient(x, ev) <= atol + rtol)
-
-    def step_test(
-        self, step: Float[Array, " n"], df: Scalar, x: Float[Array, " n"], ev: Evaluation
-    ) -> Bool[Array, ""]:
-        rtol, atol = self.tolerances(x.dtype)
-        small_f = jnp.abs(df) <= atol + rtol * jnp.abs(ev.f)
-        small_x = jnp.all(jnp.abs(step) <= atol + rtol * jnp.abs(x))
-        rho = self.relative_gradient(x, ev)
-        near = rho <= 100 * (atol + rtol)
-        if not self.curvature.gives_inverse:
-            return small_f & small_x & near
-        # The relative-decrease test (see the class docstring).
-        scale = jnp.maximum(jnp.maximum(jnp.abs(ev.f - df), jnp.abs(ev.f)), 1.0)
-        tiny_gain = -df <= rtol * scale
-        first_order = jnp.linalg.norm(ev.grad) * jnp.linalg.norm(step)
-        no_better_nearby = first_order <= 0.1 * rtol * scale
-        decrease = tiny_gain & no_better_nearby & (rho <= 1000 * jnp.minimum(rtol, 1e-6))
-        return (small_f & small_x & near) | decrease
+    def termination_tests(self) -> tuple[AbstractTermination, ...]:
+        """The termination tests, defaults filled in."""
+        if self.termination is None:
+            return (Gradient(), Step())
+        return tuple(self.termination)
 
     def linear_context(self, ev: Evaluation, forcing_state, step):
         """The linear-solve settings for iteration `step` and the new forcing state."""
@@ -182,6 +146,10 @@ class Solver(eqx.Module):
             rtol, forcing_state = self.forcing(ev, forcing_state)
         context = LinearSolveContext(self.linear_solver, self.preconditioner, rtol, step)
         return context, forcing_state
+
+
+#: The quasi-Newton presets' tests: the defaults and L-BFGS-B's relative decrease.
+_QUASI_NEWTON_TESTS = (Gradient(), Step(), RelativeDecrease())
 
 
 def _line_search(line_search: Literal["wolfe", "armijo"]) -> AbstractDescent:
@@ -215,7 +183,8 @@ def LBFGS(
     """Limited-memory BFGS with a strong-Wolfe line search: the default minimiser.
 
     A preset: `Solver(curvature=qn.curvature.LBFGS(memory_size, init, alpha,
-    scaling=scaling), descent=qn.descent.Zoom())`.
+    scaling=scaling), descent=qn.descent.Zoom(), termination=(Gradient(), Step(),
+    RelativeDecrease()))`, the tests from [`quasinewton.termination`][].
 
     **Arguments:**
 
@@ -238,6 +207,7 @@ def LBFGS(
         descent=_line_search(line_search),
         rtol=rtol,
         atol=atol,
+        termination=_QUASI_NEWTON_TESTS,
     )
 
 
@@ -252,7 +222,8 @@ def BFGS(
     thousand unknowns.
 
     A preset: `Solver(curvature=qn.curvature.BFGS(scaling=scaling),
-    descent=qn.descent.Zoom())`.
+    descent=qn.descent.Zoom(), termination=(Gradient(), Step(), RelativeDecrease()))`,
+    the tests from [`quasinewton.termination`][].
 
     **Arguments:**
 
@@ -267,6 +238,7 @@ def BFGS(
         descent=_line_search(line_search),
         rtol=rtol,
         atol=atol,
+        termination=_QUASI_NEWTON_TESTS,
     )
 
 

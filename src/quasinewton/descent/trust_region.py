@@ -17,7 +17,8 @@ class TrustRegionState(eqx.Module):
       when λ₀ is still to be scaled to the problem).
     - `growth`: ν, the factor λ grows by at the next rejection (doubles each time).
     - `predicted`: the reduction the model predicted for the pending trial.
-    - `scale`: D, the diagonal scaling (Marquardt: the running max of diag(B)).
+    - `scale`: D, the diagonal scaling (Marquardt: the running max of diag(B);
+      identity: max diag(B) at the start, times I).
     - `floor`: the last rejection was at the floating-point floor.
     """
 
@@ -44,8 +45,9 @@ class TrustRegion(AbstractDescent):
 
     **Arguments:**
 
-    - `scaling`: D. `"identity"` (default): D = I, with λ₀ scaled to the largest
-      diagonal entry of B (Madsen, Nielsen & Tingleff, 2004). `"marquardt"`: the
+    - `scaling`: D. `"identity"` (default): D = cI, c the largest diagonal entry of
+      B at the start (Madsen, Nielsen & Tingleff, 2004, who scale λ₀ by it), so
+      that λ and its range are relative to the size of B. `"marquardt"`: the
       running maximum of diag(B), as in MINPACK (Moré, 1978), which makes the method
       invariant to rescaling the unknowns. Measured on the 54 NIST StRD runs with
       `rtol = atol = 1e-12`, identity solves 53 and Marquardt 52 (it also loses
@@ -53,13 +55,13 @@ class TrustRegion(AbstractDescent):
       over-damped), and identity needs no diag(B), which costs n products
       matrix-free. Prefer Marquardt when unknowns differ in scale by many orders
       of magnitude and no preconditioner is used.
-    - `initial_damping`: λ₀, relative to max diag(B) (identity) or to D (Marquardt).
+    - `initial_damping`: λ₀, relative to D.
     - `accept`: the least ρ for which a trial is accepted.
     - `max_decrease`: the most λ may shrink by after one very good step. Measured
       against Nielsen's 3: 30 cuts the median LM steps on Gpufit's GAUSS_2D fits
       from 15 to 11 and the evaluations over the 54 NIST runs from 4,870 to 4,535,
       with the same 53/54 solved.
-    - `min_damping`, `max_damping`: the range of λ.
+    - `min_damping`, `max_damping`: the range of λ, relative to D.
     """
 
     scaling: Literal["identity", "marquardt"] = eqx.field(default="identity", static=True)
@@ -130,10 +132,13 @@ class TrustRegion(AbstractDescent):
             # Unknowns the residual does not (yet) depend on still get some damping.
             scale = jnp.maximum(scale, jnp.finfo(x.dtype).eps * jnp.max(scale))
             scale = jnp.where(scale > 0, scale, 1.0)
-            first = jnp.asarray(self.initial_damping, x.dtype)
         else:
-            scale = jnp.ones_like(x)
-            first = self.initial_damping * _largest_diagonal(model, x)
+            # D = cI, c the largest diagonal entry of B at the start: λ is then
+            # relative to the size of B, and so is its range [min_damping,
+            # max_damping], whatever the units of the residuals.
+            unit = jnp.where(damping < 0, _largest_diagonal(model, x), state.scale)
+            scale = jnp.broadcast_to(unit, x.shape).astype(x.dtype)
+        first = jnp.asarray(self.initial_damping, x.dtype)
         damping = jnp.where(damping < 0, first, damping)
         p, num_linear = model.step(damping * scale)
         if model.solves_exactly:
