@@ -217,13 +217,14 @@ def test_every_mode_gives_the_same_solution(name):
             np.testing.assert_allclose(sol.value, reference.value, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", ["LevenbergMarquardt", "LevenbergMarquardtCG", "LBFGS"])
 @pytest.mark.parametrize("mode", MODES)
 def test_gradient_through_the_solve_in_every_mode(name, mode):
     # d(y₀* + y₁*)/da = 1 + 2a = 4 at a = 1.5 (y* = (a, a²)). With rtol = atol =
     # 1e-10 the solve stops within ~1e-10 of y*, and the implicit derivative,
-    # evaluated there, is off by about that times the Hessian's condition (~10²);
-    # the matrix-free CG steps are inexact (rtol 1e-4), so their stop is looser.
+    # evaluated there, is off by about that times the Hessian's condition (~10²).
+    # Three models cover the adjoint's paths (dense Gauss-Newton, matrix-free,
+    # gradient only); every preset's solution is compared above.
     solver = PRESETS[name](rtol=1e-10, atol=1e-10)
 
     def loss(a):
@@ -231,10 +232,14 @@ def test_gradient_through_the_solve_in_every_mode(name, mode):
         return jnp.sum(sol.value)
 
     grad = jax.grad(loss)(1.5)
-    forward = jax.jacfwd(loss)(1.5)
     np.testing.assert_allclose(grad, 4.0, atol=1e-6)
-    np.testing.assert_allclose(forward, grad, rtol=1e-10)
-    np.testing.assert_allclose(jax.jit(jax.grad(loss))(1.5), grad, rtol=1e-10)
+    np.testing.assert_allclose(jax.jacfwd(loss)(1.5), grad, rtol=1e-10)
+    if name == "LevenbergMarquardt":
+        np.testing.assert_allclose(jax.jit(jax.grad(loss))(1.5), grad, rtol=1e-10)
+        # Central differences of the solve (from Python): h = 1e-4, truncation 0
+        # (y₀* + y₁* = a + a² is quadratic), solve error 1e-10/h = 1e-6.
+        h = 1e-4
+        np.testing.assert_allclose((loss(1.5 + h) - loss(1.5 - h)) / (2 * h), grad, atol=1e-5)
 
 
 def loop_objective(y, c):

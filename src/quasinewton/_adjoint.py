@@ -40,7 +40,7 @@ class ImplicitAdjoint(eqx.Module):
     to the flat directions, and never raises, whatever `throw` says (the solve
     itself did succeed). With a direct solver (the default) the Hessian is
     factorised, and if that fails (non-finite output) the system is solved again
-    by an SVD ([`lineax.SVD`][]), which costs O(n³) for those solves only (under
+    by an SVD (`lx.SVD()`), which costs O(n³) for those solves only (under
     `jax.vmap`, for every fit of the batch). An iterative solver's answer is kept
     as it is: conjugate gradients from zero reach the minimum-norm solution of a
     consistent singular system (as in `jax.jvp` through the solve), but the
