@@ -230,6 +230,7 @@ def _key(problem: Problem, curvature, dyn_leaves):
             _frozen(fn.in_static),
             problem.kind,
             problem.has_aux,
+            problem.autodiff_mode,
             curvature,
             # Not the tree structure of `dyn_leaves`: it holds `problem.unravel`, a
             # new function for every solve; the structures above determine it.

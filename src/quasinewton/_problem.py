@@ -143,6 +143,66 @@ def check_output(out, kind: Kind, has_aux: bool):
     return out, aux
 
 
+AutodiffMode = Literal["auto", "forward", "reverse"]
+_MODES = ("auto", "forward", "reverse")
+
+#: Messages of JAX's errors for a derivative the function does not support, and
+#: which `autodiff_mode` to suggest for each.
+_UNSUPPORTED = (
+    ("can't apply forward-mode autodiff (jvp) to a custom_vjp", "reverse"),
+    ("Reverse-mode differentiation does not work for", "forward"),
+    ("Transpose rule (for reverse-mode differentiation)", "forward"),
+    ("Pure callbacks do not support transpose", "forward"),
+)
+
+
+def _explain(error: Exception, mode: str) -> None:
+    """Add to `error` a note naming the `autodiff_mode` to try, if it is JAX's error
+    for a derivative mode that `fn` does not support."""
+    if any("autodiff_mode" in note for note in getattr(error, "__notes__", ())):
+        return
+    for text, suggestion in _UNSUPPORTED:
+        if text in str(error) and suggestion != mode:
+            error.add_note(
+                f"quasinewton: with autodiff_mode={mode!r} this solve differentiates "
+                f"`fn` in a mode it does not support; pass autodiff_mode="
+                f"{suggestion!r} to `minimise` / `least_squares`."
+            )
+            break
+
+
+def _transposed(linear, example, mode: str, product: str):
+    """The transpose of the linear function `linear` (at inputs like `example`) as a
+    function of one argument, raising a clear error where it cannot be formed."""
+    try:
+        transpose = jax.linear_transpose(linear, example)
+    except Exception as error:
+        raise _cannot_transpose(mode, product) from error
+
+    def apply(u):
+        try:
+            return transpose(u)[0]
+        except Exception as error:
+            raise _cannot_transpose(mode, product) from error
+
+    return apply
+
+
+def _cannot_transpose(mode: str, product: str) -> TypeError:
+    if mode == "reverse":
+        how = "by transposing `jax.vjp` of the residuals"
+        other = "autodiff_mode='forward' (or 'auto') if `fn` supports jvp, or "
+    else:
+        how = "by transposing the jvp of the residuals (`jax.linear_transpose`)"
+        other = "autodiff_mode='reverse' if `fn` supports vjp, or "
+    return TypeError(
+        f"quasinewton: with autodiff_mode={mode!r} a matrix-free Gauss-Newton model "
+        f"needs {product}, obtained {how}, and that derivative of `fn` cannot be "
+        f"transposed (the error above). Pass {other}a dense Jacobian "
+        "(`materialise=True`), which needs no transposition."
+    )
+
+
 class Problem(eqx.Module):
     """`fn` seen as a function of the flat vector `x`.
 
@@ -154,6 +214,9 @@ class Problem(eqx.Module):
     - `unravel`: rebuilds the user's pytree from `x`.
     - `kind`: `"scalar"` (minimise `fn`) or `"residual"` (minimise ½‖fn‖²).
     - `has_aux`: whether `fn` returns `(out, aux)`.
+    - `autodiff_mode`: how `fn` is differentiated (see `minimise`): `"auto"`
+      (reverse mode for gradients; for Jacobians forward when tall, else reverse),
+      `"forward"` (jvp only) or `"reverse"` (vjp only).
     """
 
     fn: Callable
@@ -161,6 +224,14 @@ class Problem(eqx.Module):
     unravel: Callable = eqx.field(static=True)
     kind: Kind = eqx.field(static=True)
     has_aux: bool = eqx.field(static=True)
+    autodiff_mode: AutodiffMode = eqx.field(default="auto", static=True)
+
+    def __check_init__(self):
+        if self.autodiff_mode not in _MODES:
+            raise ValueError(
+                "`autodiff_mode` must be one of 'auto', 'forward' or 'reverse'; got "
+                f"{self.autodiff_mode!r}."
+            )
 
     def _call(self, x):
         out = self.fn(self.unravel(x), self.args)
@@ -188,25 +259,52 @@ class Problem(eqx.Module):
         return leaves[0] if len(leaves) == 1 else jnp.concatenate(leaves)
 
     def value_and_grad(self, x: Float[Array, " n"]) -> Evaluation:
-        """f, ∇f and aux at `x` (one forward and one reverse pass)."""
-        if self.kind == "scalar":
-            (f, aux), g = jax.value_and_grad(self.scalar, has_aux=True)(x)
-            return Evaluation(f=f, grad=g, aux=aux)
-        r, vjp, aux = jax.vjp(self.residual, x, has_aux=True)
-        (g,) = vjp(r)
+        """f, ∇f and aux at `x`: one forward and one reverse pass, or with
+        `autodiff_mode="forward"` n forward-mode passes (`jax.jacfwd`)."""
+        try:
+            if self.autodiff_mode == "forward":
+                if self.kind == "scalar":
+
+                    def with_value(z):
+                        f, aux = self.scalar(z)
+                        return f, (f, aux)
+
+                    g, (f, aux) = jax.jacfwd(with_value, has_aux=True)(x)
+                    return Evaluation(f=f, grad=g, aux=aux)
+                r, jac, aux = self.jacobian(x)
+                return Evaluation(f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=r)
+            if self.kind == "scalar":
+                (f, aux), g = jax.value_and_grad(self.scalar, has_aux=True)(x)
+                return Evaluation(f=f, grad=g, aux=aux)
+            r, vjp, aux = jax.vjp(self.residual, x, has_aux=True)
+            (g,) = vjp(r)
+        except Exception as error:
+            _explain(error, self.autodiff_mode)
+            raise
         return Evaluation(f=0.5 * jnp.sum(r * r), grad=g, aux=aux, residual=r)
 
     def linearise(self, x: Float[Array, " n"]):
         """r, J as a (jvp, vjp) pair of functions, and aux: one forward pass.
 
-        The linearisation is reused for every product with J or Jᵀ made at `x`.
+        The linearisation is reused for every product with J or Jᵀ made at `x`. With
+        `autodiff_mode="reverse"` it is `jax.vjp`, and Jv its transpose; otherwise
+        `jax.linearize`, and Jᵀu its transpose.
         """
-        r, jvp, aux = jax.linearize(self.residual, x, has_aux=True)
-        vjp = jax.linear_transpose(jvp, x)
-        return r, jvp, (lambda u: vjp(u)[0]), aux
+        try:
+            if self.autodiff_mode == "reverse":
+                r, vjp_fn, aux = jax.vjp(self.residual, x, has_aux=True)
+                vjp = lambda u: vjp_fn(u)[0]  # noqa: E731
+                jvp = _transposed(vjp, r, "reverse", "products Jv")
+                return r, jvp, vjp, aux
+            r, jvp, aux = jax.linearize(self.residual, x, has_aux=True)
+        except Exception as error:
+            _explain(error, self.autodiff_mode)
+            raise
+        return r, jvp, _transposed(jvp, x, self.autodiff_mode, "products Jᵀu"), aux
 
     def jacobian(self, x: Float[Array, " n"]) -> tuple[Array, Array, Any]:
-        """r, the dense Jacobian and aux; forward mode when J is tall, else reverse."""
+        """r, the dense Jacobian and aux; with `autodiff_mode="auto"` by forward
+        mode when J is tall, else reverse."""
         n = x.size
         r_struct = jax.eval_shape(lambda z: self.residual(z)[0], x)
         m = r_struct.shape[0]
@@ -214,8 +312,15 @@ class Problem(eqx.Module):
             r, aux = self.residual(z)
             return r, (r, aux)
 
-        jac_fn = jax.jacfwd if m >= n else jax.jacrev
-        jac, (r, aux) = jac_fn(with_value, has_aux=True)(x)
+        if self.autodiff_mode == "auto":
+            jac_fn = jax.jacfwd if m >= n else jax.jacrev
+        else:
+            jac_fn = jax.jacfwd if self.autodiff_mode == "forward" else jax.jacrev
+        try:
+            jac, (r, aux) = jac_fn(with_value, has_aux=True)(x)
+        except Exception as error:
+            _explain(error, self.autodiff_mode)
+            raise
         return r, jac, aux
 
 
@@ -235,7 +340,9 @@ def _ravel(y0: PyTree[Array]) -> tuple[Float[Array, " n"], Callable]:
     return leaves[0].reshape(-1), unravel
 
 
-def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
+def make_problem(
+    fn, y0, args, kind: Kind, has_aux: bool, autodiff_mode: AutodiffMode = "auto"
+):
     """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
     y0 = check_y0(y0)
     x0, unravel = _ravel(y0)
@@ -246,4 +353,5 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
         lambda v: jnp.asarray(v, dtype=jnp.result_type(v)) if eqx.is_inexact_array(v) else v, args
     )
     closed = eqx.filter_closure_convert(fn, y0, args)
-    return Problem(fn=closed, args=args, unravel=unravel, kind=kind, has_aux=has_aux), x0, y0
+    problem = Problem(closed, args, unravel, kind, has_aux, autodiff_mode)
+    return problem, x0, y0

@@ -1,7 +1,7 @@
 """The entry points: `minimise` and `least_squares`."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 from jaxtyping import PyTree
@@ -24,6 +24,7 @@ def _solve(
     throw: bool,
     history: bool,
     adjoint: ImplicitAdjoint,
+    autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
 ) -> Solution:
     name = "minimise" if kind == "scalar" else "least_squares"
     if not isinstance(solver, Solver):
@@ -37,7 +38,7 @@ def _solve(
             f"{type(solver.curvature).__name__} models a sum of squares; use "
             "`least_squares` with it, or a scalar model such as qn.curvature.LBFGS."
         )
-    problem, x0, y0 = make_problem(fn, y0, args, kind, has_aux)
+    problem, x0, y0 = make_problem(fn, y0, args, kind, has_aux, autodiff_mode)
     if throw and concrete_nonfinite(y0):
         raise ValueError(
             "`y0` contains nan or inf. Start from a finite point (or pass throw=False "
@@ -83,6 +84,7 @@ def minimise(
     throw: bool = True,
     history: bool = False,
     adjoint: ImplicitAdjoint = ImplicitAdjoint(),
+    autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
 ) -> Solution:
     """Minimise a scalar function.
 
@@ -102,6 +104,19 @@ def minimise(
     - `history`: record the objective after every iteration in
       `Solution.stats["loss_history"]` (no iterates are kept).
     - `adjoint`: how derivatives through the solve are computed.
+    - `autodiff_mode`: how `fn` is differentiated. `"auto"` (default): the
+      gradient by reverse mode (one forward and one reverse pass, whatever n);
+      `qn.Newton`'s Hessian forward over reverse. `"reverse"`: reverse mode only,
+      for a `fn` that supports only `jax.vjp` (a `jax.custom_vjp` simulator, an
+      ODE adjoint); Hessians are then reverse over reverse. `"forward"`: forward
+      mode only, for a `fn` that supports only `jax.jvp` (a `jax.custom_jvp` rule
+      that is not transposable, `lax.while_loop`, diffrax's `ForwardMode`): the
+      gradient is `jax.jacfwd`, n forward passes per evaluation (batched into one
+      pass of n tangents, so a callback must support `jax.vmap`), worth it only
+      for small n. The adjoint ([`quasinewton.ImplicitAdjoint`][]) takes its
+      second derivatives in the same mode; `jax.grad` through the solve still
+      needs a transposable `fn`, while `jax.jvp`/`jax.jacfwd` through a
+      forward-mode solve does not.
 
     **Returns:** a [`quasinewton.Solution`][].
 
@@ -113,9 +128,14 @@ def minimise(
 
     **Raises:** at trace time, `TypeError` or `ValueError` for a non-scalar or
     non-floating objective, a `y0` with integer or complex leaves, a malformed aux
-    pair, or (with `throw=True`) a concrete `y0` holding nan or inf.
+    pair, an unknown `autodiff_mode`, or (with `throw=True`) a concrete `y0`
+    holding nan or inf. A `fn` that cannot be differentiated in the chosen mode
+    raises JAX's error with a note naming the `autodiff_mode` to pass.
     """
-    return _solve(fn, solver, y0, args, "scalar", has_aux, max_steps, throw, history, adjoint)
+    return _solve(
+        fn, solver, y0, args, "scalar", has_aux, max_steps, throw, history, adjoint,
+        autodiff_mode,
+    )
 
 
 def least_squares(
@@ -129,6 +149,7 @@ def least_squares(
     throw: bool = True,
     history: bool = False,
     adjoint: ImplicitAdjoint = ImplicitAdjoint(),
+    autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
 ) -> Solution:
     """Minimise ½‖r(y)‖², half the sum of squares of the residuals `fn(y, args)`.
 
@@ -139,11 +160,25 @@ def least_squares(
     - `solver`: a [`quasinewton.Solver`][]: a Gauss–Newton model
       ([`quasinewton.LevenbergMarquardt`][], [`quasinewton.GaussNewton`][]) or any
       minimiser ([`quasinewton.LBFGS`][]), which then minimises ½‖r‖².
+    - `autodiff_mode`: how the residuals are differentiated. `"auto"` (default):
+      a dense Jacobian by forward mode when m ≥ n, else reverse (`jax.jacfwd` /
+      `jax.jacrev`); matrix-free, one `jax.linearize` per evaluation with Jᵀu by
+      its transpose; the gradient Jᵀr of other minimisers (L-BFGS) by one
+      `jax.vjp`. `"reverse"`: only `jax.vjp` is used, for residuals with a
+      `jax.custom_vjp`: dense J by `jax.jacrev` (m reverse passes), matrix-free
+      Jᵀu from one `jax.vjp` and Jv by its transpose (`jax.linear_transpose`;
+      the `custom_vjp`'s backward rule must then be linear JAX code, else a
+      `TypeError` is raised at trace time). `"forward"`: only `jax.jvp` is used:
+      dense J by `jax.jacfwd` (n forward passes, also for the gradient Jᵀr of
+      L-BFGS & co.), matrix-free Jv by `jax.linearize` and Jᵀu by its
+      transpose (a jvp that cannot be transposed raises a `TypeError` at trace
+      time: pass `materialise=True`).
     - the other arguments as for [`quasinewton.minimise`][].
 
     **Returns:** a [`quasinewton.Solution`][] whose `stats["value"]` is ½‖r‖² and
     whose `stats` also count `num_jac_evals`.
     """
     return _solve(
-        fn, solver, y0, args, "residual", has_aux, max_steps, throw, history, adjoint
+        fn, solver, y0, args, "residual", has_aux, max_steps, throw, history, adjoint,
+        autodiff_mode,
     )

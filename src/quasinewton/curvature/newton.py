@@ -22,9 +22,10 @@ class Newton(AbstractHessianModel):
     **Arguments:**
 
     - `materialise`: `True` forms the n×n Hessian at each evaluation (forward over
-      reverse mode) and solves with Cholesky by default; `False` uses Hessian-vector
-      products from one linearisation of ∇f per evaluation and CG by default
-      (Newton–CG); `"auto"` (default) materialises when n ≤ 256.
+      reverse mode; reverse over reverse with `autodiff_mode="reverse"`, forward
+      over forward with `"forward"`) and solves with Cholesky by default; `False`
+      uses Hessian-vector products from one linearisation of ∇f per evaluation and
+      CG by default (Newton–CG); `"auto"` (default) materialises when n ≤ 256.
 
     Far from a minimiser the Hessian may be indefinite. With a dense Hessian and a
     line search the step uses the Hessian with its eigenvalues replaced by their
@@ -48,9 +49,17 @@ class Newton(AbstractHessianModel):
             ev = problem.value_and_grad(z)
             return ev.grad, ev
 
+        # With autodiff_mode="reverse" reverse over reverse (the Hessian is
+        # symmetric, so a vjp of ∇f is a Hessian-vector product); otherwise forward
+        # over the gradient's own mode.
+        reverse = problem.autodiff_mode == "reverse"
         if self.materialise:
-            hessian, ev = jax.jacfwd(grad_and_rest, has_aux=True)(x)
+            jac = jax.jacrev if reverse else jax.jacfwd
+            hessian, ev = jac(grad_and_rest, has_aux=True)(x)
             return eqx.tree_at(lambda e: e.matrix, ev, hessian, is_leaf=lambda v: v is None), None, 1, 1
+        if reverse:
+            _, vjp, ev = jax.vjp(grad_and_rest, x, has_aux=True)
+            return ev, (lambda v: vjp(v)[0]), 1, 1
         _, hvp, ev = jax.linearize(grad_and_rest, x, has_aux=True)
         return ev, hvp, 1, 1
 
