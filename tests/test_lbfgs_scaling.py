@@ -67,28 +67,40 @@ def test_lbfgs_scaling_none_is_identity_scaling():
     assert int(a.stats["num_fn_evals"]) == int(b.stats["num_fn_evals"]) == 45
 
 
-def _ev(f, grad):
-    return qn._problem.Evaluation(f=jnp.asarray(f), grad=jnp.asarray(grad), aux=None)
+def _progress(f, grad, change, rtol=1e-8, atol=1e-8, f0=10.0):
+    x = jnp.array([1.0, 2.0])
+    return qn.termination.Progress(
+        x=x,
+        f=jnp.asarray(f),
+        grad=jnp.asarray(grad),
+        step=jnp.array([1e-3, 1e-3]),
+        change=jnp.asarray(change),
+        f0=jnp.asarray(f0),
+        grad0=jnp.asarray(10.0),
+        lower=None,
+        first=jnp.array(False),
+        full_step=jnp.array(True),
+        rtol=jnp.asarray(rtol),
+        atol=jnp.asarray(atol),
+    )
 
 
 def test_relative_decrease_test():
-    solver = qn.LBFGS(rtol=1e-8, atol=1e-8)
-    x = jnp.array([1.0, 2.0])
-    step = jnp.array([1e-3, 1e-3])
+    test = qn.termination.RelativeDecrease()
     # f ≈ 2: F = 2, the gain 1e-8 ≤ rtol·F = 2e-8, ‖∇f‖·‖Δx‖ = 1.4e-9·1.4e-3 ≪
-    # 0.1·rtol·F, ρ small: stop (the step is 1e-3, so the classic step test would not).
-    ev = _ev(2.0, [1e-9, 1e-9])
-    assert bool(solver.step_test(step, jnp.asarray(-1e-8), x, ev))
+    # 0.1·rtol·F, ρ small: stop (the step is 1e-3, so the step test would not).
+    assert bool(test(_progress(2.0, [1e-9, 1e-9], -1e-8)))
     # The same gain with a gradient of 1e-4: a step like the last one down the
     # gradient could still gain ~1.4e-7 > 0.1·rtol·F = 2e-9: go on.
-    ev = _ev(2.0, [1e-4, 1e-4])
-    assert not bool(solver.step_test(step, jnp.asarray(-1e-8), x, ev))
+    assert not bool(test(_progress(2.0, [1e-4, 1e-4], -1e-8)))
     # A gain of 1e-7 > rtol·F: go on.
-    ev = _ev(2.0, [1e-9, 1e-9])
-    assert not bool(solver.step_test(step, jnp.asarray(-1e-7), x, ev))
+    assert not bool(test(_progress(2.0, [1e-9, 1e-9], -1e-7)))
     # rtol = 0 disables it.
-    exact = qn.LBFGS(rtol=0.0, atol=1e-8)
-    assert not bool(exact.step_test(step, jnp.asarray(-1e-8), x, ev))
+    assert not bool(test(_progress(2.0, [1e-9, 1e-9], -1e-8, rtol=0.0)))
+    # Relative mode (atol = 0): F is relative to f, so f and the gain scaled by
+    # 1e-6 (with the gradient) give the same answers.
+    assert bool(test(_progress(2e-6, [1e-15, 1e-15], -1e-14, atol=0.0, f0=1e-5)))
+    assert not bool(test(_progress(2e-6, [1e-15, 1e-15], -1e-13, atol=0.0, f0=1e-5)))
 
 
 def test_relative_decrease_saves_evaluations_on_lanczos1():
@@ -105,7 +117,7 @@ def test_relative_decrease_saves_evaluations_on_lanczos1():
         return 0.5 * jnp.sum(problem.residual(b) ** 2)
 
     sol = qn.minimise(f, qn.LBFGS(rtol=1e-8, atol=1e-8), jnp.asarray(problem.starts[1]))
-    assert sol.stats["termination"] == qn.Termination.step
+    assert sol.stats["termination"] == qn.Termination.decrease
     assert int(sol.stats["num_fn_evals"]) <= 45
     assert float(f(sol.value)) <= 1e-6
 

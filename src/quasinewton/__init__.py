@@ -1,7 +1,7 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent, diagnostics, linear
+from . import curvature, descent, diagnostics, linear, termination
 from ._adjoint import ImplicitAdjoint
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
@@ -35,4 +35,5 @@ __all__ = [
     "least_squares",
     "linear",
     "minimise",
+    "termination",
 ]
