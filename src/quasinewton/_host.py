@@ -292,17 +292,30 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
         return evaluation
 
     x0 = _pad(x0, size)
-    structure = []
+    structure, shapes = [], []
 
-    @jax.jit
-    def evaluate(dyn_leaves, x):
+    def evaluated_leaves(dyn_leaves, x):
         problem = eqx.combine(jax.tree.unflatten(dyn_def, dyn_leaves), static)
         leaves, treedef = jax.tree.flatten(evaluation_at(problem, x))
         structure.append(treedef)
+        shapes.append([jax.ShapeDtypeStruct(v.shape, v.dtype) for v in leaves])
         return leaves
 
+    def skipped(dyn_leaves, x):
+        # `lax.cond` traces its branches in order, so the shapes are known here
+        # (tracing the objective again only if they are not).
+        leaf_shapes = shapes[-1] if shapes else jax.eval_shape(evaluated_leaves, dyn_leaves, x)
+        return [jnp.zeros(v.shape, v.dtype) for v in leaf_shapes]
+
+    @jax.jit
+    def evaluate(dyn_leaves, x, wanted):
+        # `wanted` is `False` only for the one evaluation the loop queues after
+        # its last iteration (see `run_on_host`): the objective is then not run,
+        # and zeros of the right shapes are returned, to be discarded.
+        return jax.lax.cond(wanted, evaluated_leaves, skipped, dyn_leaves, x)
+
     # Traces `evaluate` once; its first call below reuses this trace.
-    ev_shapes = jax.eval_shape(evaluate, dyn_leaves, x0)
+    ev_shapes = jax.eval_shape(evaluate, dyn_leaves, x0, True)
     ev_def, (num_fn, num_jac) = structure[0], counts[0]
 
     entry = (evaluate, tuple(ev_shapes), ev_def, num_fn, num_jac)
@@ -335,10 +348,12 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
     # Whether to go on is read one iteration late: the next iteration is already
     # queued on the device when the host waits for the previous one's answer, so
     # Python's dispatch overlaps the computation. The one iteration too many at the
-    # end (one more evaluation of the last trial point) is discarded.
+    # end is discarded; its evaluation is given the device's answer (`going`, not
+    # yet read) and skips the objective when the solve has ended, so the objective
+    # runs exactly `stats["num_fn_evals"]` times, as under `jax.jit`.
     trial, going = x0, jnp.array(True)
     while True:
-        ev_leaves = evaluate(dyn_leaves, trial)
+        ev_leaves = evaluate(dyn_leaves, trial, going)
         new_buffers, trial, going_next = _advance(step_static, buffers, ev_leaves, limit)
         if not bool(going):
             break
