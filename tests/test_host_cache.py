@@ -301,6 +301,18 @@ def test_what_the_key_holds():
         return jax.lax.cond(y[0] > 0, jnp.sum, numpy_sum, y - centre)
 
     assert isinstance(_program(pure)[0], str)
+    # Over other JAX arrays: the same program (the arrays are its arguments)...
+    other = 2 * centre
+    assert _program(pure) == _program(lambda y, args: jnp.sum((y - other) ** 2))
+
+    # ... but not inside a nested jax.jit, where the array is compiled in: told
+    # apart by identity (JAX arrays), or not cached at all (NumPy arrays).
+    def nested_jit(c):
+        return lambda y, args: jnp.sum(jax.jit(lambda z: (z - c) ** 2)(y))
+
+    assert _program(nested_jit(centre)) == _program(nested_jit(centre))
+    assert _program(nested_jit(centre)) != _program(nested_jit(2 * centre))
+    assert _program(nested_jit(np.ones(3))) is None
     for fn in (debug, nested, numpy_objective("scalar", 1.0)):
         assert _program(fn) is None
         with _host.solving(fn):

@@ -279,15 +279,17 @@ def _survey(jaxpr) -> tuple:
     name, if at all), all by identity (`_Same`; JAX arrays cannot change), and
     meshes by value. Raises `_Opaque` if the text does not determine the program:
     an opaque primitive (`_OPAQUE_PRIMITIVES`), whose Python functions are made
-    anew for every trace, a nested constant or a parameter that is a NumPy array
-    (which can change), or an array literal."""
+    anew for every trace, a nested constant that is not a JAX array (a NumPy
+    array can change), a parameter that is a NumPy array, or an array literal."""
     primitives, unprinted = {}, []
     pending, seen = [jaxpr], set()
 
     def visit(value):
         if isinstance(value, jax.extend.core.ClosedJaxpr):
             for const in value.consts:
-                visit(const)
+                if not isinstance(const, jax.Array):
+                    raise _Opaque
+                unprinted.append(_Same(const))
             pending.append(value.jaxpr)
         elif isinstance(value, jax.extend.core.Jaxpr):
             pending.append(value)
@@ -462,7 +464,10 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
     def skipped(dyn_leaves, x):
         # `lax.cond` traces its branches in order, so the shapes are known here
         # (tracing the objective again only if they are not).
-        leaf_shapes = shapes[-1] if shapes else jax.eval_shape(evaluated_leaves, dyn_leaves, x)
+        if shapes:
+            leaf_shapes = shapes[-1]
+        else:
+            leaf_shapes = jax.eval_shape(evaluated_leaves, dyn_leaves, x)
         return [jnp.zeros(v.shape, v.dtype) for v in leaf_shapes]
 
     @jax.jit
