@@ -257,6 +257,34 @@ def test_a_function_deleted_and_recreated_gets_its_own_answer(numpy):
     _check("scalar", fn, qn.LBFGS(), TARGETS[1])
 
 
+CENTRE = jnp.full(3, TARGETS[0])
+OFFSET = 0.0
+
+
+def _offset():
+    return OFFSET
+
+
+def reads_globals(y, args):
+    return jnp.sum((y - CENTRE - _offset()) ** 2 + (y - CENTRE - _offset()) ** 4)
+
+
+def test_a_function_reading_rebound_globals_gets_their_new_values():
+    # A function closing over nothing is not traced before its evaluation is
+    # compiled, and the globals it reads are compiled in: after `CENTRE` (read by
+    # the function) or `OFFSET` (read by a helper of its module) is rebound, the
+    # solve reaches the new target (1, then 5, then 7), as under jax.jit.
+    global CENTRE, OFFSET
+    try:
+        _check("scalar", reads_globals, qn.LBFGS(), TARGETS[0])
+        CENTRE = jnp.full(3, TARGETS[1])
+        _check("scalar", reads_globals, qn.LBFGS(), TARGETS[1])
+        OFFSET = 2.0
+        _check("scalar", reads_globals, qn.LBFGS(), TARGETS[1] + 2.0)
+    finally:
+        CENTRE, OFFSET = jnp.full(3, TARGETS[0]), 0.0
+
+
 def test_closures_over_other_array_values_share_one_evaluation(caplog):
     # Two lambdas with one pure-JAX body, over JAX arrays of other values (1, then
     # 5): the jaxpr text determines the program and the arrays are its

@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import types
 from typing import Any
 
 import equinox as eqx
@@ -252,10 +253,38 @@ _OPAQUE_PRIMITIVES = frozenset(
 )
 
 
-def _identity(fn):
+def _globals_read(fn) -> tuple:
+    """The globals the code of the Python function `fn` reads (and, recursively,
+    those of the functions of its module it reads), as (name, value) pairs, the
+    values by identity: rebinding one (new data assigned to a global, say) makes
+    another key, for what was compiled read the old value."""
+    found, seen, pending = {}, set(), [fn]
+    module = getattr(fn, "__module__", None)
+    while pending:
+        current = pending.pop()
+        code = getattr(current, "__code__", None)
+        namespace = getattr(current, "__globals__", None)
+        if code is None or namespace is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        codes = [code]
+        while codes:
+            c = codes.pop()
+            codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+            for name in c.co_names:
+                if name in namespace and (id(namespace), name) not in found:
+                    value = namespace[name]
+                    found[(id(namespace), name)] = (name, _Same(value))
+                    if isinstance(value, types.FunctionType) and value.__module__ == module:
+                        pending.append(value)
+    return tuple(found.values())
+
+
+def _identity(fn, read_globals: bool = True):
     """What identifies the function object `fn`: the object itself and the objects
-    bound in it (its closure's cells and its defaults, which can be rebound), all
-    by identity and kept alive by the key."""
+    bound in it (its closure's cells and its defaults, which can be rebound) and,
+    with `read_globals`, the globals it reads (`_globals_read`), all by identity
+    and kept alive by the key."""
     bound = []
     for cell in getattr(fn, "__closure__", None) or ():
         try:
@@ -264,6 +293,8 @@ def _identity(fn):
             bound.append(None)
     for name in ("__defaults__", "__kwdefaults__"):
         bound.append(_Same(getattr(fn, name, None)))
+    if read_globals:
+        bound.append(_globals_read(fn))
     return _Same(fn), tuple(bound)
 
 
@@ -300,7 +331,7 @@ def _survey(jaxpr) -> tuple:
         elif isinstance(value, (jax.sharding.Mesh, jax.sharding.AbstractMesh)):
             unprinted.append(value)
         elif callable(value) and not isinstance(value, type):
-            unprinted.append(_identity(value))
+            unprinted.append(_identity(value, read_globals=False))
         elif hasattr(value, "call_wrapped"):  # JAX's wrapped Python functions
             unprinted.append(_Same(value))
         elif isinstance(value, (tuple, list)):
@@ -354,7 +385,7 @@ def _program(fn):
     made anew for every solve, over other arrays) share one compiled evaluation;
     otherwise the user's function object itself (`_identity`), and no sharing. A
     function closing over nothing was not traced: its object (as `jax.jit` keys
-    it)."""
+    it), and the globals it reads, which were compiled in."""
     if not hasattr(fn, "jaxpr"):
         return ("function", *_identity(fn.fn))
     # The closed-over values must reach the program as arrays of the problem;
