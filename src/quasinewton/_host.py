@@ -275,7 +275,8 @@ def _globals_read(fn) -> tuple:
                 if name in namespace and (id(namespace), name) not in found:
                     value = namespace[name]
                     found[(id(namespace), name)] = (name, _Same(value))
-                    if isinstance(value, types.FunctionType) and value.__module__ == module:
+                    helper = isinstance(value, types.FunctionType)
+                    if helper and value.__module__ == module:
                         pending.append(value)
     return tuple(found.values())
 
