@@ -294,3 +294,61 @@ def test_aux_of_any_dtype_passes_through_the_host_loop():
         np.testing.assert_array_equal(
             jax.random.key_data(sol.aux["key"]), jax.random.key_data(jax.random.key(3))
         )
+
+
+def _counted(fn):
+    """`fn` that also adds 1 to a Python counter each time it runs on the device."""
+    runs = []
+
+    def counted(y, args):
+        jax.debug.callback(lambda _: runs.append(1), y)
+        return fn(y, args)
+
+    return counted, runs
+
+
+@pytest.mark.parametrize(
+    "kind, solver",
+    [
+        ("scalar", qn.LBFGS()),
+        ("scalar", qn.BFGS()),
+        ("scalar", qn.Newton()),
+        ("residual", qn.LevenbergMarquardt()),
+        ("residual", qn.GaussNewton()),
+        ("residual", qn.LevenbergMarquardtCG()),
+    ],
+    ids=["lbfgs", "bfgs", "newton", "lm", "gn", "lm-cg"],
+)
+def test_evaluation_counts_are_the_objectives_runs(kind, solver):
+    # `num_fn_evals` (and `num_jac_evals`) count every run of `fn`, called from
+    # Python and under jax.jit alike: the host loop queues one evaluation past the
+    # last iteration, which skips the objective once the solve has ended, and the
+    # compiled loop counts the re-linearisations after rejected LM trials (lm-cg,
+    # matrix-free, always uses it). Every evaluation runs `fn` once (forward and
+    # reverse mode alike), so the counter is exactly `num_fn_evals`.
+    if kind == "scalar":
+        fn, runs = _counted(rosenbrock)
+        y0 = Y0
+
+        def solve(y0):
+            return qn.minimise(fn, solver, y0, max_steps=500)
+    else:
+        fn, runs = _counted(exp_residual)
+        y0 = jnp.array([1.0, 0.5, 0.0])
+
+        def solve(y0):
+            return qn.least_squares(fn, solver, y0, DATA, max_steps=500)
+
+    counts = {}
+    for path, run in (("host", solve), ("jit", jax.jit(solve))):
+        runs.clear()
+        sol = run(y0)
+        jax.effects_barrier()
+        assert sol.result == qn.RESULTS.successful
+        assert int(sol.stats["num_fn_evals"]) == len(runs), path
+        if kind == "residual":
+            # Every evaluation forms J (or a linearisation) with the residual.
+            assert int(sol.stats["num_jac_evals"]) == len(runs), path
+        counts[path] = len(runs)
+    # Both paths take the same iterations, so they run `fn` equally often.
+    assert counts["host"] == counts["jit"]

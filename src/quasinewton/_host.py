@@ -17,12 +17,16 @@ iterations up to the rounding of fused arithmetic.
 """
 
 import collections
+import contextlib
+import contextvars
 import functools
 import math
+import types
 from typing import Any
 
 import equinox as eqx
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -209,21 +213,209 @@ def _frozen(flat):
     return tuple(leaves), treedef
 
 
+class _Same:
+    """A key part equal only to a part holding the very same object, which it keeps
+    alive: held in a cache key, it cannot be collected and its `id` reused by a
+    new object."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and self.obj is other.obj
+
+
+#: Primitives whose behaviour is not in a jaxpr's text: callbacks into Python (the
+#: text names no function: `callback=<function ... at 0xXXXX>`), custom derivative
+#: rules (traced only when differentiated, from functions the text names only),
+#: and calls of foreign functions or custom partitionings.
+_OPAQUE_PRIMITIVES = frozenset(
+    {
+        "pure_callback",
+        "io_callback",
+        "debug_callback",
+        "debug_print",
+        "callback",
+        "custom_jvp_call",
+        "custom_vjp_call",
+        "custom_vjp_call_jaxpr",
+        "custom_lin",
+        "custom_transpose_call",
+        "custom_partitioning",
+        "ffi_call",
+        "custom_call",
+    }
+)
+
+
+def _globals_read(fn) -> tuple:
+    """The globals the code of the Python function `fn` reads (and, recursively,
+    those of the functions of its module it reads), as (name, value) pairs, the
+    values by identity: rebinding one (new data assigned to a global, say) makes
+    another key, for what was compiled read the old value."""
+    found, seen, pending = {}, set(), [fn]
+    module = getattr(fn, "__module__", None)
+    while pending:
+        current = pending.pop()
+        code = getattr(current, "__code__", None)
+        namespace = getattr(current, "__globals__", None)
+        if code is None or namespace is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        codes = [code]
+        while codes:
+            c = codes.pop()
+            codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+            for name in c.co_names:
+                if name in namespace and (id(namespace), name) not in found:
+                    value = namespace[name]
+                    found[(id(namespace), name)] = (name, _Same(value))
+                    helper = isinstance(value, types.FunctionType)
+                    if helper and value.__module__ == module:
+                        pending.append(value)
+    return tuple(found.values())
+
+
+def _identity(fn, read_globals: bool = True):
+    """What identifies the function object `fn`: the object itself and the objects
+    bound in it (its closure's cells and its defaults, which can be rebound) and,
+    with `read_globals`, the globals it reads (`_globals_read`), all by identity
+    and kept alive by the key."""
+    bound = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            bound.append(_Same(cell.cell_contents))
+        except ValueError:  # an empty cell
+            bound.append(None)
+    for name in ("__defaults__", "__kwdefaults__"):
+        bound.append(_Same(getattr(fn, name, None)))
+    if read_globals:
+        bound.append(_globals_read(fn))
+    return _Same(fn), tuple(bound)
+
+
+class _Opaque(Exception):
+    """Raised by `_survey` on finding what a jaxpr's text does not determine."""
+
+
+def _survey(jaxpr) -> tuple:
+    """What the text of `jaxpr` leaves out, if it determines the program otherwise:
+    the primitives it uses (two may share a name), the constants of the jaxprs
+    nested in its equations (not printed) and the Python objects among its
+    parameters (a remat policy, a PRNG implementation's functions: printed by
+    name, if at all), all by identity (`_Same`; JAX arrays cannot change), and
+    meshes by value. Raises `_Opaque` if the text does not determine the program:
+    an opaque primitive (`_OPAQUE_PRIMITIVES`), whose Python functions are made
+    anew for every trace, a nested constant that is not a JAX array (a NumPy
+    array can change), a parameter that is a NumPy array, or an array literal."""
+    primitives, unprinted = {}, []
+    pending, seen = [jaxpr], set()
+
+    def visit(value):
+        if isinstance(value, jax.extend.core.ClosedJaxpr):
+            for const in value.consts:
+                if not isinstance(const, jax.Array):
+                    raise _Opaque
+                unprinted.append(_Same(const))
+            pending.append(value.jaxpr)
+        elif isinstance(value, jax.extend.core.Jaxpr):
+            pending.append(value)
+        elif isinstance(value, jax.Array):
+            unprinted.append(_Same(value))
+        elif isinstance(value, np.ndarray):
+            raise _Opaque
+        elif isinstance(value, (jax.sharding.Mesh, jax.sharding.AbstractMesh)):
+            unprinted.append(value)
+        elif callable(value) and not isinstance(value, type):
+            unprinted.append(_identity(value, read_globals=False))
+        elif hasattr(value, "call_wrapped"):  # JAX's wrapped Python functions
+            unprinted.append(_Same(value))
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                visit(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for eqn in current.eqns:
+            if eqn.primitive.name in _OPAQUE_PRIMITIVES:
+                raise _Opaque
+            primitives[id(eqn.primitive)] = eqn.primitive
+            for var in eqn.invars:
+                if isinstance(var, jax.extend.core.Literal) and np.ndim(var.val) != 0:
+                    raise _Opaque
+            for value in eqn.params.values():
+                visit(value)
+    return tuple(map(_Same, primitives.values())), tuple(unprinted)
+
+
+#: The function given to the solve being run (see `solving`), for `_key`.
+_USER_FN: contextvars.ContextVar = contextvars.ContextVar(
+    "quasinewton_user_fn", default=None
+)
+
+
+@contextlib.contextmanager
+def solving(fn):
+    """Within this context, solves are of the user's function `fn` (the object
+    given to `minimise` or `least_squares`, before closure conversion)."""
+    token = _USER_FN.set(_Same(fn))
+    try:
+        yield
+    finally:
+        _USER_FN.reset(token)
+
+
+def _program(fn):
+    """What determines the program of the closure-converted user's function `fn`,
+    up to the values of its arrays (the problem's dynamic leaves), or `None`.
+
+    For a function closing over something, its jaxpr as text (with its literals:
+    closed-over Python numbers) when the text provably determines the program (see
+    `_survey`), so that different function objects of the same program (a lambda
+    made anew for every solve, over other arrays) share one compiled evaluation;
+    otherwise the user's function object itself (`_identity`), and no sharing. A
+    function closing over nothing was not traced: its object (as `jax.jit` keys
+    it), and the globals it reads, which were compiled in."""
+    if not hasattr(fn, "jaxpr"):
+        return ("function", *_identity(fn.fn))
+    # The closed-over values must reach the program as arrays of the problem;
+    # anything else would be compiled in.
+    if not all(eqx.is_array(c) for c in jax.tree.leaves(fn.consts)):
+        return None
+    text = str(fn.jaxpr)
+    try:
+        unprinted = _survey(fn.jaxpr)
+    except _Opaque:
+        user_fn = _USER_FN.get()
+        if user_fn is None:
+            return None
+        unprinted = ("function", *_identity(user_fn.obj))
+    return (text, unprinted, _frozen(fn.out_dynamic_struct), _frozen(fn.out_static))
+
+
 def _key(problem: Problem, curvature, dyn_leaves):
     """What identifies a problem up to the values of its arrays, or `None`: the
-    program of the user's function (its closure-converted jaxpr, as text: literals
-    included, closed-over arrays not; or, for a function that closes over nothing,
-    the function object), the structure of its inputs and outputs, and the layout
-    of its arrays. Two problems with the same key are the same function
-    of different array values, so one compiled evaluation serves both."""
+    program of the user's function (`_program`), the structure of its inputs and
+    outputs, and the layout of its arrays. Two problems with the same key are the
+    same function of different array values, so one compiled evaluation serves
+    both; a key never matches another function's program (where that cannot be
+    proven from the jaxpr, it holds the function object)."""
     fn = problem.fn
     try:
-        if hasattr(fn, "jaxpr"):
-            program = (str(fn.jaxpr), _frozen(fn.out_dynamic_struct), _frozen(fn.out_static))
-        else:
-            # A plain function without a closure, kept as it is (as `jax.jit` would
-            # key it: by the function object).
-            program = (fn.fn,)
+        program = _program(fn)
+        if program is None:
+            return None
         key = (
             program,
             _frozen(fn.in_dynamic_struct),
@@ -293,17 +485,33 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
         return evaluation
 
     x0 = _pad(x0, size)
-    structure = []
+    structure, shapes = [], []
 
-    @jax.jit
-    def evaluate(dyn_leaves, x):
+    def evaluated_leaves(dyn_leaves, x):
         problem = eqx.combine(jax.tree.unflatten(dyn_def, dyn_leaves), static)
         leaves, treedef = jax.tree.flatten(evaluation_at(problem, x))
         structure.append(treedef)
+        shapes.append([jax.ShapeDtypeStruct(v.shape, v.dtype) for v in leaves])
         return leaves
 
+    def skipped(dyn_leaves, x):
+        # `lax.cond` traces its branches in order, so the shapes are known here
+        # (tracing the objective again only if they are not).
+        if shapes:
+            leaf_shapes = shapes[-1]
+        else:
+            leaf_shapes = jax.eval_shape(evaluated_leaves, dyn_leaves, x)
+        return [jnp.zeros(v.shape, v.dtype) for v in leaf_shapes]
+
+    @jax.jit
+    def evaluate(dyn_leaves, x, wanted):
+        # `wanted` is `False` only for the one evaluation the loop queues after
+        # its last iteration (see `run_on_host`): the objective is then not run,
+        # and zeros of the right shapes are returned, to be discarded.
+        return jax.lax.cond(wanted, evaluated_leaves, skipped, dyn_leaves, x)
+
     # Traces `evaluate` once; its first call below reuses this trace.
-    ev_shapes = jax.eval_shape(evaluate, dyn_leaves, x0)
+    ev_shapes = jax.eval_shape(evaluate, dyn_leaves, x0, True)
     ev_def, (num_fn, num_jac) = structure[0], counts[0]
 
     entry = (evaluate, tuple(ev_shapes), ev_def, num_fn, num_jac)
@@ -339,10 +547,12 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
     # Whether to go on is read one iteration late: the next iteration is already
     # queued on the device when the host waits for the previous one's answer, so
     # Python's dispatch overlaps the computation. The one iteration too many at the
-    # end (one more evaluation of the last trial point) is discarded.
+    # end is discarded; its evaluation is given the device's answer (`going`, not
+    # yet read) and skips the objective when the solve has ended, so the objective
+    # runs exactly `stats["num_fn_evals"]` times, as under `jax.jit`.
     trial, going = x0, jnp.array(True)
     while True:
-        ev_leaves = evaluate(dyn_leaves, trial)
+        ev_leaves = evaluate(dyn_leaves, trial, going)
         new_buffers, trial, going_next = _advance(step_static, buffers, ev_leaves, limit)
         if not bool(going):
             break

@@ -74,9 +74,16 @@ class Solution(eqx.Module):
           trial point.
         - `num_accepted_steps`: trial points accepted as the new iterate (the
           algorithm's iterations, comparable with SciPy's `nit`).
-        - `num_fn_evals`: evaluations of `fn` (the start point included).
+        - `num_fn_evals`: evaluations of `fn` (the start point included): how
+          many times `fn` ran, on both paths. Under `jax.jit` this includes the
+          re-linearisations after rejected trust-region trials of matrix-free
+          models; called from Python, the loop evaluates ahead of its test for
+          whether to go on, and the one evaluation it queues after the last
+          iteration does not run `fn` and is not counted. (Each evaluation runs
+          `fn` once, its derivatives included; a Python side effect in `fn`
+          happens only when it is traced.)
         - `num_jac_evals` (least squares only): Jacobians formed or linearisations
-          made.
+          made, counted as `num_fn_evals`.
         - `num_linear_steps`: iterations spent in iterative linear solves (CG).
         - `value`: the objective at `value` (for least squares, ½‖r‖²).
         - `gradient_norm`: the max-norm of the gradient at `value`.

@@ -7,6 +7,7 @@ import equinox as eqx
 from jaxtyping import PyTree
 
 from ._adjoint import ImplicitAdjoint
+from ._host import solving
 from ._misc import throw_if_failed
 from ._problem import Kind, concrete_nonfinite, make_problem
 from ._solution import Solution
@@ -47,7 +48,10 @@ def _solve(
     solver = eqx.tree_at(
         lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
     )
-    state = adjoint.solve(problem, x0, solver, max_steps, history)
+    # Called from Python, the compiled evaluation of an objective is cached, keyed
+    # where need be by the function object itself (see `_host._key`).
+    with solving(fn):
+        state = adjoint.solve(problem, x0, solver, max_steps, history)
     result, x = state.result, state.x
     if throw:
         result, x = throw_if_failed(result, x)
