@@ -57,14 +57,14 @@ def test_lbfgs_start_scaling_solves_misra1a():
 
 def test_lbfgs_scaling_none_is_identity_scaling():
     # With sizes within a factor 1000, "start" and "none" are the same model:
-    # Rosenbrock from (−1.2, 1) takes 45 evaluations either way.
+    # Rosenbrock from (−1.2, 1) takes 48 evaluations either way.
     def rosenbrock(y, args=None):
         return 100.0 * (y[1] - y[0] ** 2) ** 2 + (1.0 - y[0]) ** 2
 
     y0 = jnp.array([-1.2, 1.0])
     a = qn.minimise(rosenbrock, qn.LBFGS(), y0)
     b = qn.minimise(rosenbrock, qn.LBFGS(scaling="none"), y0)
-    assert int(a.stats["num_fn_evals"]) == int(b.stats["num_fn_evals"]) == 45
+    assert int(a.stats["num_fn_evals"]) == int(b.stats["num_fn_evals"]) == 48
 
 
 def _progress(f, grad, change, rtol=1e-8, atol=1e-8, f0=10.0):

@@ -114,9 +114,12 @@ def test_least_squares_scaled(name, dtype):
     bound = 1e-5 if dtype == jnp.float64 else 3e-3
     wrong = [r for r in rows if r[1] and not r[2] <= bound]
     assert not wrong, wrong
-    if dtype == jnp.float64 or name not in ("LBFGS", "BFGS"):
-        unsolved = [r for r in rows if not r[1]]
-        assert not unsolved, unsolved
+    # In float64 every scale is solved. In float32, s = 1e-8 puts ∇f near 1e-21,
+    # whose square underflows (float32's smallest normal is 1.2e-38): a non-success
+    # result is the honest answer there, and at s = 1e8 likewise for overflow.
+    solvable = SCALES if dtype == jnp.float64 else [1e-4, 1.0, 1e4]
+    unsolved = [r for r in rows if r[0] in solvable and not r[1]]
+    assert not unsolved, unsolved
 
 
 @pytest.mark.parametrize("name", sorted(LEAST_SQUARES))

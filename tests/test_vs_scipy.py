@@ -219,7 +219,7 @@ def _compiled_qn(solver_name, dtype_name):
 
 
 def _termination_name(termination):
-    for name in ("gradient", "step", "precision", "none"):
+    for name in ("gradient", "step", "decrease", "precision", "none"):
         if bool(termination == getattr(qn.Termination, name)):
             return name
     raise AssertionError(termination)

@@ -68,7 +68,7 @@ class TrustRegion(AbstractDescent):
     initial_damping: float = 1e-3
     accept: float = 1e-4
     max_decrease: float = 30.0
-    min_damping: float = 1e-12
+    min_damping: float = 1e-24
     max_damping: float = 1e16
 
     solves_every_iteration: ClassVar[bool] = True

@@ -69,12 +69,15 @@ class Progress(eqx.Module):
         1 with `atol > 0` (Dennis & Schnabel's typical f)."""
         return jnp.where(self.absolute(), 1.0, self.rtol * self.scale())
 
-    def relative_gradient(self) -> Scalar:
-        """ρ = G/max(|f|, typical f): the relative change in f that a relative change
-        of one coordinate would make (Dennis & Schnabel, 1996, §7.2). Unchanged by
-        rescaling f; a constant added to f can only make it smaller (the tests that
-        use it also need the gradient to have fallen, which no constant changes)."""
-        return self.first_order_change() / jnp.maximum(jnp.abs(self.f), self.typical_f())
+    def relative_gradient_within(self, tolerance) -> Bool[Array, ""]:
+        """Whether ρ = G/max(|f|, typical f) ≤ `tolerance`: ρ is the relative change
+        in f that a relative change of one coordinate would make (Dennis &
+        Schnabel, 1996, §7.2). Unchanged by rescaling f; a constant added to f can
+        only make it smaller (the tests that use it also need the gradient to have
+        fallen, which no constant changes). Written without the division, so that
+        ∇f = 0 at f = 0 passes."""
+        size = jnp.maximum(jnp.abs(self.f), self.typical_f())
+        return self.first_order_change() <= tolerance * size
 
     def relative_gradient_tolerance(self) -> Scalar:
         """What ρ must fall below in the gradient test: atol + rtol with `atol > 0`,

@@ -45,5 +45,5 @@ class RelativeDecrease(AbstractTermination):
         tiny_gain = -progress.change <= rtol * size
         first_order = jnp.linalg.norm(progress.grad) * jnp.linalg.norm(progress.step)
         no_better_nearby = first_order <= 0.1 * rtol * size
-        near = progress.relative_gradient() <= self.guard * jnp.minimum(rtol, 1e-6)
+        near = progress.relative_gradient_within(self.guard * jnp.minimum(rtol, 1e-6))
         return ~progress.first & progress.full_step & tiny_gain & no_better_nearby & near

@@ -41,5 +41,5 @@ class Step(AbstractTermination):
         small_f = jnp.abs(progress.change) <= atol + rtol * size
         small_x = jnp.all(jnp.abs(progress.step) <= atol + rtol * jnp.abs(progress.x))
         tolerance = self.guard * progress.relative_gradient_tolerance()
-        near = progress.relative_gradient() <= tolerance
+        near = progress.relative_gradient_within(tolerance)
         return ~progress.first & progress.full_step & small_f & small_x & near
