@@ -301,7 +301,7 @@ def two_loop(state: LBFGSState, v: Float[Array, " n"]) -> Float[Array, " n"]:
     """H·v by the two-loop recursion (Nocedal & Wright, 2006, Algorithm 7.4)."""
     m = state.rho.shape[0]
     # Row indices from newest to oldest; empty rows have rho = 0 and drop out.
-    order = (state.head - 1 - jnp.arange(m)) % m
+    order = (state.head - 1 - jnp.arange(m, dtype=state.head.dtype)) % m
 
     def backward(q, i):
         a = state.rho[i] * jnp.dot(state.s[i], q)
