@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
+from .._misc import as_index, check_int, check_real
 from .._problem import Evaluation
 from ._base import AbstractDescent
 
@@ -210,11 +211,11 @@ class Backtracking(_LineSearch):
     """
 
     c1: float = 1e-4
-    max_trials: int = eqx.field(default=30, static=True)
+    max_trials: int = eqx.field(default=30, static=True, converter=as_index)
 
     def __check_init__(self):
-        if not 0 < self.c1 < 1:
-            raise ValueError(f"c1 must lie in (0, 1), got {self.c1}.")
+        check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)
+        check_int("max_trials", self.max_trials, 1)
 
     def judge(self, state, x, current, trial, trial_finite, direction):
         alpha, phi = state.alpha, trial.f
@@ -275,12 +276,17 @@ class Zoom(_LineSearch):
 
     c1: float = 1e-4
     c2: float = 0.9
-    max_trials: int = eqx.field(default=20, static=True)
+    max_trials: int = eqx.field(default=20, static=True, converter=as_index)
     max_growth: float = 4.0
 
     def __check_init__(self):
-        if not 0 < self.c1 < self.c2 < 1:
+        check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)
+        check_real("c2", self.c2, low=0.0, high=1.0, open_low=True, open_high=True)
+        traced = isinstance(self.c1, jax.core.Tracer) or isinstance(self.c2, jax.core.Tracer)
+        if not traced and not self.c1 < self.c2:
             raise ValueError(f"Need 0 < c1 < c2 < 1, got c1={self.c1}, c2={self.c2}.")
+        check_int("max_trials", self.max_trials, 1)
+        check_real("max_growth", self.max_growth, low=1.0, open_low=True)
 
     def judge(self, state, x, current, trial, trial_finite, direction):
         alpha = state.alpha

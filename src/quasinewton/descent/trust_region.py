@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Scalar
 
+from .._misc import check_real
 from ._base import AbstractDescent
 
 
@@ -75,6 +76,11 @@ class TrustRegion(AbstractDescent):
     def __check_init__(self):
         if self.scaling not in ("identity", "marquardt"):
             raise ValueError(f"scaling must be 'identity' or 'marquardt', got {self.scaling!r}.")
+        check_real("initial_damping", self.initial_damping, low=0.0, open_low=True)
+        check_real("accept", self.accept, low=0.0, high=1.0, open_high=True)
+        check_real("max_decrease", self.max_decrease, low=1.0, open_low=True)
+        check_real("min_damping", self.min_damping, low=0.0, open_low=True)
+        check_real("max_damping", self.max_damping, low=0.0, open_low=True)
         if not 0 <= self.accept < 1:
             raise ValueError(f"accept must lie in [0, 1), got {self.accept}.")
         if not self.max_decrease > 1:
