@@ -92,6 +92,15 @@ def as_index(value):
         return value
 
 
+def as_float(value):
+    """A NumPy real scalar as a Python float, else `value` unchanged: the converter of
+    the parts' real fields. A NumPy float64 is strongly typed and would promote a
+    float32 solve (an error under strict dtype promotion); a Python float is weak."""
+    if isinstance(value, (np.generic, np.ndarray)) and _real_scalar(value):
+        return float(value)
+    return value
+
+
 def check_int(name: str, value, minimum: int) -> int:
     """`value` as a Python int (a NumPy integer is accepted); raises a `TypeError`
     for anything else (a float such as 2.5, a bool) and a `ValueError` below

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from .._misc import as_index, check_int, check_real
+from .._misc import as_float, as_index, check_int, check_real
 from .._problem import Evaluation
 from ._base import AbstractCurvature, unit_length_first_step
 
@@ -137,7 +137,7 @@ class LBFGS(AbstractCurvature):
 
     memory_size: int = eqx.field(default=10, static=True, converter=as_index)
     init: Literal["diagonal", "scaled", "ase"] = eqx.field(default="diagonal", static=True)
-    alpha: float = 70.0
+    alpha: float = eqx.field(default=70.0, converter=as_float)
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
     max_skipped: int = eqx.field(default=5, static=True, converter=as_index)
     scaling: Literal["start", "none"] = eqx.field(default="start", static=True)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from .._misc import as_index, check_int, check_real
+from .._misc import as_float, as_index, check_int, check_real
 from .._problem import Evaluation
 from ._base import AbstractDescent
 
@@ -210,7 +210,7 @@ class Backtracking(_LineSearch):
     - `max_trials`: trials before the search is declared failed.
     """
 
-    c1: float = 1e-4
+    c1: float = eqx.field(default=1e-4, converter=as_float)
     max_trials: int = eqx.field(default=30, static=True, converter=as_index)
 
     def __check_init__(self):
@@ -274,10 +274,10 @@ class Zoom(_LineSearch):
     - `max_growth`: the largest factor one extrapolation may grow the step by.
     """
 
-    c1: float = 1e-4
-    c2: float = 0.9
+    c1: float = eqx.field(default=1e-4, converter=as_float)
+    c2: float = eqx.field(default=0.9, converter=as_float)
     max_trials: int = eqx.field(default=20, static=True, converter=as_index)
-    max_growth: float = 4.0
+    max_growth: float = eqx.field(default=4.0, converter=as_float)
 
     def __check_init__(self):
         check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Scalar
 
-from .._misc import check_real
+from .._misc import as_float, check_real
 from ._base import AbstractDescent
 
 
@@ -64,11 +64,11 @@ class TrustRegion(AbstractDescent):
     """
 
     scaling: Literal["identity", "marquardt"] = eqx.field(default="identity", static=True)
-    initial_damping: float = 1e-3
-    accept: float = 1e-4
-    max_decrease: float = 30.0
-    min_damping: float = 1e-12
-    max_damping: float = 1e16
+    initial_damping: float = eqx.field(default=1e-3, converter=as_float)
+    accept: float = eqx.field(default=1e-4, converter=as_float)
+    max_decrease: float = eqx.field(default=30.0, converter=as_float)
+    min_damping: float = eqx.field(default=1e-12, converter=as_float)
+    max_damping: float = eqx.field(default=1e16, converter=as_float)
 
     solves_every_iteration: ClassVar[bool] = True
     needs_damping: ClassVar[bool] = True

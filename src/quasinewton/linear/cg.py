@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from .._misc import as_index, check_int, check_real
+from .._misc import as_float, as_index, check_int, check_real
 
 
 class ConjugateGradient(lx.AbstractLinearSolver):
@@ -32,8 +32,8 @@ class ConjugateGradient(lx.AbstractLinearSolver):
     - `max_steps`: iterations at most.
     """
 
-    rtol: float = 1e-4
-    atol: float = 0.0
+    rtol: float = eqx.field(default=1e-4, converter=as_float)
+    atol: float = eqx.field(default=0.0, converter=as_float)
     max_steps: int = eqx.field(default=100, static=True, converter=as_index)
 
     def __check_init__(self):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Scalar
 
-from .._misc import check_real
+from .._misc import as_float, check_real
 from .._problem import Evaluation
 
 
@@ -32,7 +32,7 @@ class ConstantForcing(AbstractForcing):
       large ones cheap and inexact.
     """
 
-    rtol: float = 1e-2
+    rtol: float = eqx.field(default=1e-2, converter=as_float)
 
     def __check_init__(self):
         check_real("rtol", self.rtol, high=1.0, open_high=True)
@@ -56,11 +56,11 @@ class EisenstatWalker(AbstractForcing):
     - `min_rtol`, `max_rtol`: the range η is kept in.
     """
 
-    gamma: float = 0.9
-    exponent: float = 2.0
-    initial_rtol: float = 0.5
-    min_rtol: float = 1e-10
-    max_rtol: float = 0.9
+    gamma: float = eqx.field(default=0.9, converter=as_float)
+    exponent: float = eqx.field(default=2.0, converter=as_float)
+    initial_rtol: float = eqx.field(default=0.5, converter=as_float)
+    min_rtol: float = eqx.field(default=1e-10, converter=as_float)
+    max_rtol: float = eqx.field(default=0.9, converter=as_float)
 
     def __check_init__(self):
         check_real("gamma", self.gamma, high=1.0, open_low=True)
