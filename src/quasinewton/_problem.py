@@ -261,10 +261,17 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
     x0, unravel = _ravel(y0)
     # Weakly typed arrays in `args` (a Python float given to `jax.grad`) lose their
     # array type on the way through the adjoint's custom JVP; strongly typed, they
-    # keep it.
-    args = jtu.tree_map(
-        lambda v: jnp.asarray(v, dtype=jnp.result_type(v)) if eqx.is_inexact_array(v) else v, args
-    )
+    # keep it. They take the dtype they would have in arithmetic with `y` (float32
+    # for a float32 `y0`, though a weak float is float64 under x64): strongly typed
+    # float64, they would promote a float32 `fn` to float64, an error under strict
+    # dtype promotion.
+    def strong(v):
+        if not eqx.is_inexact_array(v):
+            return v
+        weak = isinstance(v, jax.Array) and v.weak_type
+        return jnp.asarray(v, dtype=jnp.result_type(v, x0) if weak else jnp.result_type(v))
+
+    args = jtu.tree_map(strong, args)
     # The arrays of `args` are passed to `fn`; the rest (Python scalars, strings,
     # functions: values `fn` may branch on) is closed over, so that it is part of the
     # traced program (a float becomes a literal of the jaxpr, which keys the compiled
