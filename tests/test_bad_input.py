@@ -371,6 +371,13 @@ def test_other_parts_arguments_checked():
     assert type(qn.linear.Jacobi(num_probes=np.int64(4)).num_probes) is int
     assert type(qn.linear.ConjugateGradient(max_steps=np.int64(4)).max_steps) is int
     assert type(qn.descent.Zoom(max_trials=np.int64(4)).max_trials) is int
+    # NumPy floats are stored as Python floats: weakly typed, they do not promote a
+    # float32 solve to float64.
+    assert type(qn.descent.Zoom(c1=np.float64(1e-4)).c1) is float
+    assert type(qn.curvature.LBFGS(alpha=np.float32(3.0)).alpha) is float
+    assert type(qn.descent.TrustRegion(initial_damping=np.float64(1e-2)).initial_damping) is float
+    sol = qn.minimise(f, qn.Solver(qn.curvature.LBFGS(), qn.descent.Zoom(c1=np.float64(1e-4))), jnp.zeros(2, jnp.float32))
+    assert sol.value.dtype == jnp.float32
 
 
 _EMPTY = [jnp.zeros((0,)), jnp.zeros((2, 0)), {"a": jnp.zeros((0,)), "b": jnp.zeros((0, 3))}]
@@ -416,3 +423,18 @@ def test_half_precision_refused(make, kind, mode, dtype):
 def test_half_precision_leaf_named():
     with pytest.raises(TypeError, match="y0\\['b'\\] has dtype float16"):
         qn.minimise(lambda y, _: jnp.sum(y["a"] ** 2), qn.LBFGS(), {"a": jnp.zeros(2), "b": jnp.zeros(2, jnp.float16)})
+
+
+def test_weak_float_arg_under_jit_takes_the_dtype_of_y():
+    # Under jax.jit a Python float argument is a weakly typed float64 (with x64);
+    # made strongly typed in its own dtype it would promote a float32 fn to float64
+    # (an error under strict dtype promotion). It takes y's dtype instead.
+    def fn(y, a):
+        return jnp.sum(a * (y - 1.0) ** 2), a
+
+    for dtype in (jnp.float32, jnp.float64):
+        sol = jax.jit(lambda y0, a: qn.minimise(fn, qn.LBFGS(), y0, a, has_aux=True))(jnp.zeros(2, dtype), 3.0)
+        assert sol.aux.dtype == dtype
+        np.testing.assert_allclose(sol.value, 1.0, atol=1e-4)
+    grad = jax.grad(lambda a: jnp.sum(qn.minimise(lambda y, a: jnp.sum((y - a) ** 2), qn.LBFGS(), jnp.zeros(2, jnp.float32), a).value))(2.0)
+    np.testing.assert_allclose(grad, 2.0, rtol=1e-4)
