@@ -123,7 +123,7 @@ def _real_scalar(value) -> bool:
     if isinstance(value, numbers.Real):
         return True
     if isinstance(value, (np.ndarray, np.generic, jax.Array)):
-        dtype = np.dtype(value.dtype) if not isinstance(value, jax.Array) else value.dtype
+        dtype = value.dtype
         return np.ndim(value) == 0 and (
             jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
         )

@@ -269,7 +269,8 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
         if not eqx.is_inexact_array(v):
             return v
         weak = isinstance(v, jax.Array) and v.weak_type
-        return jnp.asarray(v, dtype=jnp.result_type(v, x0) if weak else jnp.result_type(v))
+        dtype = jnp.result_type(v, x0) if weak else jnp.result_type(v)
+        return jnp.asarray(v, dtype=dtype)
 
     args = jtu.tree_map(strong, args)
     # The arrays of `args` are passed to `fn`; the rest (Python scalars, strings,
@@ -288,5 +289,7 @@ def make_problem(fn, y0, args, kind: Kind, has_aux: bool):
         # Nothing to close over: a function without a closure stays as it is
         # (Equinox then skips tracing it, and `_host` keys it by the function).
         closed = eqx.filter_closure_convert(fn, y0, dynamic)
-    problem = Problem(fn=closed, args=dynamic, unravel=unravel, kind=kind, has_aux=has_aux)
+    problem = Problem(
+        fn=closed, args=dynamic, unravel=unravel, kind=kind, has_aux=has_aux
+    )
     return problem, x0, y0

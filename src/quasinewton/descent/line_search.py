@@ -282,7 +282,7 @@ class Zoom(_LineSearch):
     def __check_init__(self):
         check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)
         check_real("c2", self.c2, low=0.0, high=1.0, open_low=True, open_high=True)
-        traced = isinstance(self.c1, jax.core.Tracer) or isinstance(self.c2, jax.core.Tracer)
+        traced = any(isinstance(c, jax.core.Tracer) for c in (self.c1, self.c2))
         if not traced and not self.c1 < self.c2:
             raise ValueError(f"Need 0 < c1 < c2 < 1, got c1={self.c1}, c2={self.c2}.")
         check_int("max_trials", self.max_trials, 1)
