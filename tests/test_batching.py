@@ -15,7 +15,7 @@ def objective(y, args):
     # A smooth, strictly convex 10-D problem with a non-quadratic term, so every
     # start has one minimiser and L-BFGS needs real iterations.
     centre, scale = args
-    return jnp.sum(WEIGHTS * (y - centre) ** 2) + scale * jnp.sum(y**4)
+    return jnp.sum(WEIGHTS.astype(y.dtype) * (y - centre) ** 2) + scale * jnp.sum(y**4)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])

@@ -78,9 +78,10 @@ def _denoise_problem(side):
     # Image denoising with a Charbonnier smoothness term: residuals are the data
     # misfit (side² of them) and the smoothed finite differences (2·side·(side−1)).
     key = jax.random.PRNGKey(1)
-    u, v = jnp.meshgrid(jnp.linspace(-1, 1, side), jnp.linspace(-1, 1, side))
+    grid = jnp.linspace(-1, 1, side, dtype=jnp.float32)
+    u, v = jnp.meshgrid(grid, grid)
     truth = (u**2 + v**2 < 0.4).astype(jnp.float32) + 0.5 * jnp.exp(-((u - 0.3) ** 2 + v**2) * 8)
-    observed = (truth + 0.1 * jax.random.normal(key, truth.shape)).astype(jnp.float32)
+    observed = truth + 0.1 * jax.random.normal(key, truth.shape, jnp.float32)
 
     def residual(x, observed):
         dx = x[:, 1:] - x[:, :-1]

@@ -1,8 +1,13 @@
 """Small helpers shared by the parts."""
 
+import math
+import numbers
+import operator
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_batching import custom_vmap
 
 from ._solution import RESULTS
@@ -71,3 +76,89 @@ def default_tolerances(dtype) -> tuple[float, float]:
     if jnp.finfo(dtype).bits >= 64:
         return 1e-8, 0.0
     return 1e-5, 0.0
+
+
+def as_index(value):
+    """`value` as a Python int if it is an integer (a NumPy integer included), else
+    unchanged, for `check_int` to reject with a clear message: the converter of the
+    parts' integer fields, which are static and must not carry a NumPy dtype into
+    the traced arithmetic."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
+def as_float(value):
+    """A NumPy real scalar as a Python float, else `value` unchanged: the converter of
+    the parts' real fields. A NumPy float64 is strongly typed and would promote a
+    float32 solve (an error under strict dtype promotion); a Python float is weak."""
+    if isinstance(value, (np.generic, np.ndarray)) and _real_scalar(value):
+        return float(value)
+    return value
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """`value` as a Python int (a NumPy integer is accepted); raises a `TypeError`
+    for anything else (a float such as 2.5, a bool) and a `ValueError` below
+    `minimum`."""
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}, got {value}.")
+    return value
+
+
+def _real_scalar(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        dtype = value.dtype
+        return np.ndim(value) == 0 and (
+            jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        )
+    return False
+
+
+def check_real(
+    name: str,
+    value,
+    *,
+    low: float | None = 0.0,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """Raise a clear error unless `value` is a finite real scalar in the interval
+    from `low` to `high` (closed unless `open_low`/`open_high`; `None` for no bound):
+    a `TypeError` for a string, bool, complex or array, a `ValueError` for nan, inf
+    or a value out of range. `None` passes if `allow_none`; a traced value (a
+    tolerance under `jax.vmap`, say) is not checked, as its value is not known."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, jax.core.Tracer):
+        return
+    if not _real_scalar(value):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {v}.")
+    below = low is not None and (v <= low if open_low else v < low)
+    above = high is not None and (v >= high if open_high else v > high)
+    if below or above:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = ("(" if open_low or low is None else "[") + f"{left}, {right}" + (
+            ")" if open_high or high is None else "]"
+        )
+        raise ValueError(f"`{name}` must lie in {interval}, got {v}.")

@@ -70,7 +70,19 @@ def check_y0(y0: PyTree) -> PyTree[Array]:
                 "arrays (e.g. `jnp.asarray(y0, dtype=float)`), since the solution is "
                 "continuous."
             )
+        if jnp.finfo(dtype).bits < 32:
+            # Half precision has 3 significant digits: too few for any termination
+            # test, and the dense factorisations (LAPACK) have no such kernels.
+            raise TypeError(
+                f"{_describe(path)} has dtype {dtype}; qn works in float32 or float64. "
+                "Cast y0 with `.astype(jnp.float32)` (and cast the solution back if "
+                "need be)."
+            )
         out.append(jnp.asarray(leaf))
+    if sum(np.size(leaf) for leaf in out) == 0:
+        raise ValueError(
+            "`y0` has no elements (its arrays have total size 0): nothing to solve for."
+        )
     return jtu.tree_unflatten(jtu.tree_structure(y0), out)
 
 
@@ -105,12 +117,20 @@ def check_output(out, kind: Kind, has_aux: bool):
     the check runs on traced values, at trace time); returns it as `(output, aux)`."""
     name = "minimise" if kind == "scalar" else "least_squares"
     out, aux = _split_aux(out, has_aux, name)
-    if kind == "scalar":
-        if isinstance(out, tuple) and not has_aux and len(out) == 2:
+    if isinstance(out, tuple) and not has_aux and len(out) == 2:
+        if kind == "scalar":
             raise ValueError(
                 "`fn` returned a pair, but `minimise` needs a scalar. If the second "
                 "element is auxiliary output, pass `has_aux=True`."
             )
+        # A pair is what `fn` returns with aux: taken as two groups of residuals,
+        # the aux would be fitted too, and the solve would report success.
+        raise ValueError(
+            "`fn` returned a tuple of two elements without `has_aux=True`. If the "
+            "second element is auxiliary output, pass `has_aux=True`; to return groups "
+            "of residuals use a list, dict or concatenated array."
+        )
+    if kind == "scalar":
         struct = _struct(out)
         if struct is None:
             raise ValueError(
@@ -348,10 +368,40 @@ def make_problem(
     x0, unravel = _ravel(y0)
     # Weakly typed arrays in `args` (a Python float given to `jax.grad`) lose their
     # array type on the way through the adjoint's custom JVP; strongly typed, they
-    # keep it.
-    args = jtu.tree_map(
-        lambda v: jnp.asarray(v, dtype=jnp.result_type(v)) if eqx.is_inexact_array(v) else v, args
+    # keep it. They take the dtype they would have in arithmetic with `y` (float32
+    # for a float32 `y0`, though a weak float is float64 under x64): strongly typed
+    # float64, they would promote a float32 `fn` to float64, an error under strict
+    # dtype promotion.
+    def strong(v):
+        if not eqx.is_inexact_array(v):
+            return v
+        weak = isinstance(v, jax.Array) and v.weak_type
+        dtype = jnp.result_type(v, x0) if weak else jnp.result_type(v)
+        return jnp.asarray(v, dtype=dtype)
+
+    args = jtu.tree_map(strong, args)
+    # The arrays of `args` are passed to `fn`; the rest (Python scalars, strings,
+    # functions: values `fn` may branch on) is closed over, so that it is part of the
+    # traced program (a float becomes a literal of the jaxpr, which keys the compiled
+    # evaluations of `_host`) rather than a static input that every call compares
+    # with the one traced: that comparison fails for a nan (nan != nan).
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    if jtu.tree_leaves(static):
+
+        def with_static(y, dynamic):
+            return fn(y, eqx.combine(dynamic, static))
+
+        closed = eqx.filter_closure_convert(with_static, y0, dynamic)
+    else:
+        # Nothing to close over: a function without a closure stays as it is
+        # (Equinox then skips tracing it, and `_host` keys it by the function).
+        closed = eqx.filter_closure_convert(fn, y0, dynamic)
+    problem = Problem(
+        fn=closed,
+        args=dynamic,
+        unravel=unravel,
+        kind=kind,
+        has_aux=has_aux,
+        autodiff_mode=autodiff_mode,
     )
-    closed = eqx.filter_closure_convert(fn, y0, args)
-    problem = Problem(closed, args, unravel, kind, has_aux, autodiff_mode)
     return problem, x0, y0

@@ -1,9 +1,11 @@
 """The entry points: `minimise` and `least_squares`."""
 
+import operator
 from collections.abc import Callable
 from typing import Any, Literal
 
 import equinox as eqx
+import numpy as np
 from jaxtyping import PyTree
 
 from ._adjoint import ImplicitAdjoint
@@ -12,6 +14,42 @@ from ._misc import throw_if_failed
 from ._problem import Kind, concrete_nonfinite, make_problem
 from ._solution import Solution
 from .solvers import Solver
+
+
+#: The largest `max_steps`: the loop counts steps (and evaluations) in int32.
+MAX_STEPS = 2**31 - 2
+
+#: The largest `max_steps` with `history=True`, whose buffer holds `max_steps + 1`
+#: values of f (2**24 of them take 128 MiB in float64).
+MAX_HISTORY_STEPS = 2**24 - 1
+
+
+def _check_max_steps(max_steps, history: bool) -> int:
+    """`max_steps` as a Python int (a NumPy integer is accepted), or a clear error."""
+    if isinstance(max_steps, (bool, np.bool_)):
+        raise TypeError(f"`max_steps` must be an integer, got the bool {max_steps!r}.")
+    try:
+        max_steps = operator.index(max_steps)
+    except TypeError:
+        raise TypeError(
+            f"`max_steps` must be an integer, got {max_steps!r} "
+            f"({type(max_steps).__name__})."
+        ) from None
+    if max_steps < 0:
+        raise ValueError(f"`max_steps` must be non-negative, got {max_steps}.")
+    if max_steps > MAX_STEPS:
+        raise ValueError(
+            f"`max_steps` is at most {MAX_STEPS} (2**31 - 2), got {max_steps}: the "
+            "solver counts steps in int32, which would wrap around under `jax.jit`."
+        )
+    if history and max_steps > MAX_HISTORY_STEPS:
+        raise ValueError(
+            f"With `history=True`, `max_steps` is at most {MAX_HISTORY_STEPS} "
+            f"(2**24 - 1), got {max_steps}: the history buffer holds max_steps + 1 "
+            "values of f, allocated in full before the first step. Lower `max_steps` "
+            "or pass history=False."
+        )
+    return max_steps
 
 
 def _solve(
@@ -32,8 +70,7 @@ def _solve(
         raise TypeError(
             f"`{name}` needs a qn.Solver (e.g. qn.LBFGS()); got {type(solver).__name__}."
         )
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
-        raise ValueError(f"`max_steps` must be a non-negative int, got {max_steps!r}.")
+    max_steps = _check_max_steps(max_steps, history)
     if kind == "scalar" and solver.curvature.needs_residual:
         raise ValueError(
             f"{type(solver.curvature).__name__} models a sum of squares; use "
@@ -102,11 +139,14 @@ def minimise(
       (and to arrays `fn` closes over) are available through `jax.grad` & co.
     - `has_aux`: whether `fn` returns auxiliary output.
     - `max_steps`: the most loop iterations; each evaluates `fn` at one trial point.
+      An integer (NumPy integers too) of at most 2**31 − 2 (steps are counted in
+      int32), and with `history=True` at most 2**24 − 1.
     - `throw`: raise an error if the solve fails. Only an unbatched solve raises:
       under `jax.vmap` nothing is raised and each problem reports its own
       `Solution.result`, so one bad problem never aborts the batch.
     - `history`: record the objective after every iteration in
-      `Solution.stats["loss_history"]` (no iterates are kept).
+      `Solution.stats["loss_history"]` (no iterates are kept), a buffer of
+      `max_steps + 1` values allocated at the start.
     - `adjoint`: how derivatives through the solve are computed.
     - `autodiff_mode`: how `fn` is differentiated. `"auto"` (default): the
       gradient by reverse mode (one forward and one reverse pass, whatever n);
@@ -131,10 +171,13 @@ def minimise(
     take the same steps ([Concepts](../concepts.md#compiled-once-or-driven-from-python)).
 
     **Raises:** at trace time, `TypeError` or `ValueError` for a non-scalar or
-    non-floating objective, a `y0` with integer or complex leaves, a malformed aux
-    pair, an unknown `autodiff_mode`, or (with `throw=True`) a concrete `y0`
-    holding nan or inf. A `fn` that cannot be differentiated in the chosen mode
-    raises JAX's error with a note naming the `autodiff_mode` to pass.
+    non-floating objective, a `y0` with integer, complex or half-precision
+    (float16, bfloat16) leaves or with no elements, a malformed aux pair, a
+    `max_steps` out of range, an unknown `autodiff_mode`, or (with `throw=True`) a
+    concrete `y0` holding nan or inf. A `fn` that cannot be differentiated in the
+    chosen mode raises JAX's error with a note naming the `autodiff_mode` to pass.
+    Python scalars in `args` are closed over, not traced: `fn` may branch on them,
+    and a nan among them gives a nan objective (`RESULTS.nonfinite`).
     """
     return _solve(
         fn, solver, y0, args, "scalar", has_aux, max_steps, throw, history, adjoint,
@@ -160,7 +203,12 @@ def least_squares(
     **Arguments:**
 
     - `fn`: the residuals `fn(y, args) -> pytree of arrays` (or `(residuals, aux)`
-      with `has_aux=True`).
+      with `has_aux=True`). The residual vector r is all the pytree's leaves,
+      flattened and concatenated. One shape is refused: a tuple of two elements
+      returned without `has_aux=True` raises a `ValueError`, as it is what `fn`
+      returns with aux, and taking the aux for residuals would fit it too and
+      report success. Return groups of residuals as a list, a dict, a tuple of
+      another length or one concatenated array.
     - `solver`: a [`quasinewton.Solver`][]: a Gauss–Newton model
       ([`quasinewton.LevenbergMarquardt`][], [`quasinewton.GaussNewton`][]) or any
       minimiser ([`quasinewton.LBFGS`][]), which then minimises ½‖r‖².

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import lineax as lx
 
-from ._misc import default_tolerances
+from ._misc import check_real, default_tolerances
 from ._problem import Evaluation
 from .curvature._base import AbstractCurvature, LinearSolveContext
 from .curvature.bfgs import BFGS as _BFGSCurvature
@@ -121,9 +121,8 @@ class Solver(eqx.Module):
                 "Hessian model (qn.curvature.GaussNewton, qn.curvature.Newton)."
             )
         for name in ("rtol", "atol"):
-            value = getattr(self, name)
-            if isinstance(value, (int, float)) and value < 0:
-                raise ValueError(f"`{name}` must be non-negative, got {value}.")
+            # A real number ≥ 0 and finite, or None for the default.
+            check_real(name, getattr(self, name), allow_none=True)
 
     def tolerances(self, dtype) -> tuple[Any, Any]:
         """`(rtol, atol)` for arrays of `dtype`, defaults filled in."""

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
+from .._misc import as_float, as_index, check_int, check_real
 from .._problem import Evaluation
 from ._base import AbstractCurvature, unit_length_first_step
 
@@ -134,18 +135,20 @@ class LBFGS(AbstractCurvature):
       so a stale model cannot persist.
     """
 
-    memory_size: int = eqx.field(default=10, static=True)
+    memory_size: int = eqx.field(default=10, static=True, converter=as_index)
     init: Literal["diagonal", "scaled", "ase"] = eqx.field(default="diagonal", static=True)
-    alpha: float = 70.0
+    alpha: float = eqx.field(default=70.0, converter=as_float)
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
-    max_skipped: int = eqx.field(default=5, static=True)
+    max_skipped: int = eqx.field(default=5, static=True, converter=as_index)
     scaling: Literal["start", "none"] = eqx.field(default="start", static=True)
 
     gives_inverse: ClassVar[bool] = True
 
     def __check_init__(self):
-        if self.memory_size < 1:
-            raise ValueError(f"memory_size must be at least 1, got {self.memory_size}.")
+        check_int("memory_size", self.memory_size, 1)
+        check_int("max_skipped", self.max_skipped, 0)
+        # H₀ = I/alpha for init="ase": zero, negative or nan would make it useless.
+        check_real("alpha", self.alpha, low=0.0, open_low=True)
         if self.init not in ("diagonal", "scaled", "ase"):
             raise ValueError(
                 f"init must be 'diagonal', 'scaled' or 'ase', got {self.init!r}."
@@ -301,7 +304,7 @@ def two_loop(state: LBFGSState, v: Float[Array, " n"]) -> Float[Array, " n"]:
     """H·v by the two-loop recursion (Nocedal & Wright, 2006, Algorithm 7.4)."""
     m = state.rho.shape[0]
     # Row indices from newest to oldest; empty rows have rho = 0 and drop out.
-    order = (state.head - 1 - jnp.arange(m)) % m
+    order = (state.head - 1 - jnp.arange(m, dtype=state.head.dtype)) % m
 
     def backward(q, i):
         a = state.rho[i] * jnp.dot(state.s[i], q)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
+from .._misc import as_float, as_index, check_int, check_real
 from .._problem import Evaluation
 from ._base import AbstractDescent
 
@@ -209,12 +210,12 @@ class Backtracking(_LineSearch):
     - `max_trials`: trials before the search is declared failed.
     """
 
-    c1: float = 1e-4
-    max_trials: int = eqx.field(default=30, static=True)
+    c1: float = eqx.field(default=1e-4, converter=as_float)
+    max_trials: int = eqx.field(default=30, static=True, converter=as_index)
 
     def __check_init__(self):
-        if not 0 < self.c1 < 1:
-            raise ValueError(f"c1 must lie in (0, 1), got {self.c1}.")
+        check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)
+        check_int("max_trials", self.max_trials, 1)
 
     def judge(self, state, x, current, trial, trial_finite, direction):
         alpha, phi = state.alpha, trial.f
@@ -273,14 +274,19 @@ class Zoom(_LineSearch):
     - `max_growth`: the largest factor one extrapolation may grow the step by.
     """
 
-    c1: float = 1e-4
-    c2: float = 0.9
-    max_trials: int = eqx.field(default=20, static=True)
-    max_growth: float = 4.0
+    c1: float = eqx.field(default=1e-4, converter=as_float)
+    c2: float = eqx.field(default=0.9, converter=as_float)
+    max_trials: int = eqx.field(default=20, static=True, converter=as_index)
+    max_growth: float = eqx.field(default=4.0, converter=as_float)
 
     def __check_init__(self):
-        if not 0 < self.c1 < self.c2 < 1:
+        check_real("c1", self.c1, low=0.0, high=1.0, open_low=True, open_high=True)
+        check_real("c2", self.c2, low=0.0, high=1.0, open_low=True, open_high=True)
+        traced = any(isinstance(c, jax.core.Tracer) for c in (self.c1, self.c2))
+        if not traced and not self.c1 < self.c2:
             raise ValueError(f"Need 0 < c1 < c2 < 1, got c1={self.c1}, c2={self.c2}.")
+        check_int("max_trials", self.max_trials, 1)
+        check_real("max_growth", self.max_growth, low=1.0, open_low=True)
 
     def judge(self, state, x, current, trial, trial_finite, direction):
         alpha = state.alpha

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Scalar
 
+from .._misc import as_float, check_real
 from ._base import AbstractDescent
 
 
@@ -65,11 +66,11 @@ class TrustRegion(AbstractDescent):
     """
 
     scaling: Literal["identity", "marquardt"] = eqx.field(default="identity", static=True)
-    initial_damping: float = 1e-3
-    accept: float = 1e-4
-    max_decrease: float = 30.0
-    min_damping: float = 1e-24
-    max_damping: float = 1e16
+    initial_damping: float = eqx.field(default=1e-3, converter=as_float)
+    accept: float = eqx.field(default=1e-4, converter=as_float)
+    max_decrease: float = eqx.field(default=30.0, converter=as_float)
+    min_damping: float = eqx.field(default=1e-24, converter=as_float)
+    max_damping: float = eqx.field(default=1e16, converter=as_float)
 
     solves_every_iteration: ClassVar[bool] = True
     needs_damping: ClassVar[bool] = True
@@ -77,6 +78,11 @@ class TrustRegion(AbstractDescent):
     def __check_init__(self):
         if self.scaling not in ("identity", "marquardt"):
             raise ValueError(f"scaling must be 'identity' or 'marquardt', got {self.scaling!r}.")
+        check_real("initial_damping", self.initial_damping, low=0.0, open_low=True)
+        check_real("accept", self.accept, low=0.0, high=1.0, open_high=True)
+        check_real("max_decrease", self.max_decrease, low=1.0, open_low=True)
+        check_real("min_damping", self.min_damping, low=0.0, open_low=True)
+        check_real("max_damping", self.max_damping, low=0.0, open_low=True)
         if not 0 <= self.accept < 1:
             raise ValueError(f"accept must lie in [0, 1), got {self.accept}.")
         if not self.max_decrease > 1:

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
 
+from .._misc import as_float, as_index, check_int, check_real
+
 
 class ConjugateGradient(lx.AbstractLinearSolver):
     """Preconditioned conjugate gradients (Hestenes & Stiefel, 1952) for symmetric
@@ -30,9 +32,14 @@ class ConjugateGradient(lx.AbstractLinearSolver):
     - `max_steps`: iterations at most.
     """
 
-    rtol: float = 1e-4
-    atol: float = 0.0
-    max_steps: int = eqx.field(default=100, static=True)
+    rtol: float = eqx.field(default=1e-4, converter=as_float)
+    atol: float = eqx.field(default=0.0, converter=as_float)
+    max_steps: int = eqx.field(default=100, static=True, converter=as_index)
+
+    def __check_init__(self):
+        check_real("rtol", self.rtol)
+        check_real("atol", self.atol)
+        check_int("max_steps", self.max_steps, 1)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         if operator.in_structure() != operator.out_structure():

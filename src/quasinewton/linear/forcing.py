@@ -4,9 +4,11 @@ import abc
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Scalar
 
+from .._misc import as_float, check_real
 from .._problem import Evaluation
 
 
@@ -30,7 +32,10 @@ class ConstantForcing(AbstractForcing):
       large ones cheap and inexact.
     """
 
-    rtol: float = 1e-2
+    rtol: float = eqx.field(default=1e-2, converter=as_float)
+
+    def __check_init__(self):
+        check_real("rtol", self.rtol, high=1.0, open_high=True)
 
     def __call__(self, evaluation, state):
         return jnp.asarray(self.rtol, evaluation.f.dtype), None
@@ -51,11 +56,25 @@ class EisenstatWalker(AbstractForcing):
     - `min_rtol`, `max_rtol`: the range η is kept in.
     """
 
-    gamma: float = 0.9
-    exponent: float = 2.0
-    initial_rtol: float = 0.5
-    min_rtol: float = 1e-10
-    max_rtol: float = 0.9
+    gamma: float = eqx.field(default=0.9, converter=as_float)
+    exponent: float = eqx.field(default=2.0, converter=as_float)
+    initial_rtol: float = eqx.field(default=0.5, converter=as_float)
+    min_rtol: float = eqx.field(default=1e-10, converter=as_float)
+    max_rtol: float = eqx.field(default=0.9, converter=as_float)
+
+    def __check_init__(self):
+        check_real("gamma", self.gamma, high=1.0, open_low=True)
+        check_real("exponent", self.exponent, low=1.0, high=2.0, open_low=True)
+        for name in ("initial_rtol", "min_rtol", "max_rtol"):
+            check_real(name, getattr(self, name), high=1.0, open_high=True)
+        traced = any(
+            isinstance(getattr(self, name), jax.core.Tracer)
+            for name in ("min_rtol", "max_rtol")
+        )
+        if not traced and not self.min_rtol <= self.max_rtol:
+            raise ValueError(
+                f"Need min_rtol <= max_rtol, got {self.min_rtol} and {self.max_rtol}."
+            )
 
     def __call__(self, evaluation, state):
         dtype = evaluation.f.dtype

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._misc import as_index, check_int
+
 
 class AbstractPreconditioner(eqx.Module):
     """Builds, at each iteration, a positive definite M ≈ (B + D)⁻¹ for CG."""
@@ -84,14 +86,14 @@ class Jacobi(AbstractPreconditioner):
     """
 
     diagonal: Literal["exact", "hutchinson"] = eqx.field(default="exact", static=True)
-    num_probes: int = eqx.field(default=8, static=True)
-    seed: int = eqx.field(default=0, static=True)
+    num_probes: int = eqx.field(default=8, static=True, converter=as_index)
+    seed: int = eqx.field(default=0, static=True, converter=as_index)
 
     def __check_init__(self):
         if self.diagonal not in ("exact", "hutchinson"):
             raise ValueError(f"diagonal must be 'exact' or 'hutchinson', got {self.diagonal!r}.")
-        if self.num_probes < 1:
-            raise ValueError(f"num_probes must be at least 1, got {self.num_probes}.")
+        check_int("num_probes", self.num_probes, 1)
+        check_int("seed", self.seed, -(2**63))
 
     def build(self, diagonal_fn, estimate_fn, damping, dtype, key):
         if self.diagonal == "exact":
