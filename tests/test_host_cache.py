@@ -346,3 +346,27 @@ def test_what_the_key_holds():
         with _host.solving(fn):
             program = _program(fn)
         assert program[1][0] == "function" and program[1][1].obj is fn
+
+
+def test_callback_objectives_with_other_python_float_args_get_their_own_answers():
+    # The target reaches the NumPy objective only through a Python float in `args`
+    # (closed over, so compiled in, but not printed in the jaxpr: the callback hides
+    # it). Solved in turn from Python, targets 1, 5, 1 give minimisers 1, 5, 1.
+    def f(y, target):
+        @jax.custom_jvp
+        def objective(y):
+            value = lambda y: np.asarray(np.sum((np.asarray(y) - target) ** 2))
+            return jax.pure_callback(value, jax.ShapeDtypeStruct((), y.dtype), y)
+
+        @objective.defjvp
+        def _(primals, tangents):
+            (y,), (ty,) = primals, tangents
+            grad = lambda y: 2 * (np.asarray(y) - target)
+            g = jax.pure_callback(grad, jax.ShapeDtypeStruct(y.shape, y.dtype), y)
+            return objective(y), jnp.dot(g, ty)
+
+        return objective(y)
+
+    for target in (1.0, 5.0, 1.0):
+        sol = qn.minimise(f, qn.LBFGS(), jnp.zeros(3), target, autodiff_mode="forward")
+        np.testing.assert_allclose(np.asarray(sol.value), target, atol=1e-6)

@@ -366,10 +366,13 @@ _USER_FN: contextvars.ContextVar = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def solving(fn):
+def solving(fn, args=None):
     """Within this context, solves are of the user's function `fn` (the object
-    given to `minimise` or `least_squares`, before closure conversion)."""
-    token = _USER_FN.set(_Same(fn))
+    given to `minimise` or `least_squares`, before closure conversion) with the
+    user's `args`, whose parts other than arrays (Python numbers: closed over by
+    `make_problem`, so compiled in) identify the program too."""
+    static = jax.tree.leaves(eqx.filter(args, eqx.is_array, inverse=True))
+    token = _USER_FN.set((_Same(fn), tuple(map(_Same, static))))
     try:
         yield
     finally:
@@ -397,10 +400,11 @@ def _program(fn):
     try:
         unprinted = _survey(fn.jaxpr)
     except _Opaque:
-        user_fn = _USER_FN.get()
-        if user_fn is None:
+        solved = _USER_FN.get()
+        if solved is None:
             return None
-        unprinted = ("function", *_identity(user_fn.obj))
+        user_fn, static_args = solved
+        unprinted = ("function", *_identity(user_fn.obj), static_args)
     return (text, unprinted, _frozen(fn.out_dynamic_struct), _frozen(fn.out_static))
 
 

@@ -87,7 +87,7 @@ def _solve(
     )
     # Called from Python, the compiled evaluation of an objective is cached, keyed
     # where need be by the function object itself (see `_host._key`).
-    with solving(fn):
+    with solving(fn, args):
         state = adjoint.solve(problem, x0, solver, max_steps, history)
     result, x = state.result, state.x
     if throw:
