@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Project task runner: `python3 run.py demo | test | docs | bench SCRIPT`.
 
+`test` runs the test-suite but for the cases marked `slow` (add `-m slow` for
+those, as CI does); further arguments go to pytest.
+
 Each task creates a virtual environment in `.venv/` on first use and installs the
 package with the extras that task needs, so the only prerequisite is Python 3.11+
 with pip. Re-installs happen only when `pyproject.toml` changes.
@@ -59,7 +62,9 @@ def main(argv: list[str]) -> int:
     if task == "demo":
         cmd = [py, str(ROOT / "examples" / "demo.py"), *rest]
     elif task == "test":
-        cmd = [py, "-m", "pytest", str(ROOT / "tests"), *rest]
+        # Two worker processes (pytest-xdist); the long cases are marked `slow` and
+        # left out unless asked for (`-m slow`, or `-m "slow or not slow"`).
+        cmd = [py, "-m", "pytest", str(ROOT / "tests"), "-n", "auto", "-m", "not slow", *rest]
     elif task == "docs":
         cmd = [py, "-m", "mkdocs", "build", "--strict", *rest]
     else:

@@ -39,14 +39,14 @@ tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TestProblem", "PROBLEMS", "get", "names"]
+__all__ = ["PROBLEMS", "TestProblem", "get", "names"]
 
 
 @dataclass(frozen=True)
@@ -195,9 +195,7 @@ def powell_badly_scaled_residual(x):
     f* = 0 at (1.098...e-5, 9.106...).
     """
     x = _float(x)
-    return jnp.stack(
-        [1e4 * x[0] * x[1] - 1, jnp.exp(-x[0]) + jnp.exp(-x[1]) - 1.0001]
-    )
+    return jnp.stack([1e4 * x[0] * x[1] - 1, jnp.exp(-x[0]) + jnp.exp(-x[1]) - 1.0001])
 
 
 # ---------------------------------------------------------------------------
@@ -250,6 +248,7 @@ def make_jennrich_sampson(m: int = 10) -> TestProblem:
         x = _float(x)
         i = _index(m, x)
         return 2 + 2 * i - (jnp.exp(i * x[0]) + jnp.exp(i * x[1]))
+
     return _ls(
         "jennrich_sampson",
         jennrich_sampson_residual,
@@ -518,9 +517,7 @@ def kowalik_osborne_residual(x):
     """
     x = _float(x)
     u = _const(_KOWALIK_U, x)
-    return _const(_KOWALIK_Y, x) - x[0] * (u * u + u * x[1]) / (
-        u * u + u * x[2] + x[3]
-    )
+    return _const(_KOWALIK_Y, x) - x[0] * (u * u + u * x[1]) / (u * u + u * x[2] + x[3])
 
 
 # ---------------------------------------------------------------------------
@@ -550,8 +547,12 @@ def make_brown_dennis(m: int = 20) -> TestProblem:
         brown_dennis_residual,
         [25.0, 5.0, -5.0, -1.0],
         _FS_BROWN_DENNIS,
-        [-11.594439904762162, 13.203630051207202, -0.4034394881768612,
-         0.2367787744557347],
+        [
+            -11.594439904762162,
+            13.203630051207202,
+            -0.4034394881768612,
+            0.2367787744557347,
+        ],
         notes="MGH #16, m=20. MGH print f* = 85822.2.",
     )
 
@@ -677,15 +678,29 @@ def make_watson(n: int = 9) -> TestProblem:
     table = {
         6: (
             _FS_WATSON6,
-            [-0.015725086401458317, 1.0124348693691096, -0.23299162595673556,
-             1.2604300877996022, -1.513728922722272, 0.9929964324311319],
+            [
+                -0.015725086401458317,
+                1.0124348693691096,
+                -0.23299162595673556,
+                1.2604300877996022,
+                -1.513728922722272,
+                0.9929964324311319,
+            ],
             "2.28767e-3",
         ),
         9: (
             _FS_WATSON9,
-            [-1.530703652142907e-05, 0.9997897039319481, 0.014763963693574468,
-             0.1463423282991522, 1.0008211030057608, -2.6177311405216663,
-             4.104403164482395, -3.1436122785588267, 1.0526264080108052],
+            [
+                -1.530703652142907e-05,
+                0.9997897039319481,
+                0.014763963693574468,
+                0.1463423282991522,
+                1.0008211030057608,
+                -2.6177311405216663,
+                4.104403164482395,
+                -3.1436122785588267,
+                1.0526264080108052,
+            ],
             "1.39976e-6",
         ),
     }
@@ -706,9 +721,7 @@ def make_watson(n: int = 9) -> TestProblem:
         dpw = _const(dpw_np, x)
         poly = pw @ x
         r = dpw @ x - poly**2 - 1
-        return jnp.concatenate(
-            [r, jnp.stack([x[0], x[1] - x[0] ** 2 - 1])]
-        )
+        return jnp.concatenate([r, jnp.stack([x[0], x[1] - x[0] ** 2 - 1])])
 
     return _ls(
         "watson" if n == 9 else f"watson{n}",
@@ -733,9 +746,7 @@ def extended_rosenbrock_residual(x):
     """
     x = _float(x)
     b = x.reshape(-1, 2)
-    return jnp.stack([10 * (b[:, 1] - b[:, 0] ** 2), 1 - b[:, 0]], axis=1).reshape(
-        -1
-    )
+    return jnp.stack([10 * (b[:, 1] - b[:, 0] ** 2), 1 - b[:, 0]], axis=1).reshape(-1)
 
 
 def make_extended_rosenbrock(n: int = 10) -> TestProblem:
@@ -775,9 +786,7 @@ def make_penalty1(n: int = 10) -> TestProblem:
     def penalty1_residual(x):
         """Residual vector (f_1, ..., f_m); see :func:`make_penalty1`."""
         x = _float(x)
-        return jnp.concatenate(
-            [sqrt_a * (x - 1), (jnp.sum(x * x) - 0.25)[None]]
-        )
+        return jnp.concatenate([sqrt_a * (x - 1), (jnp.sum(x * x) - 0.25)[None]])
 
     return _ls(
         "penalty1" if n == 10 else f"penalty1_n{n}",
@@ -808,16 +817,28 @@ def make_penalty2(n: int = 10) -> TestProblem:
     table = {
         4: (
             _FS_P2_4,
-            [0.1999993333503804, 0.1913167009927725, 0.48010148533262326,
-             0.5188454043902003],
+            [
+                0.1999993333503804,
+                0.1913167009927725,
+                0.48010148533262326,
+                0.5188454043902003,
+            ],
             "9.37629e-6",
         ),
         10: (
             _FS_P2_10,
-            [0.19998360519782363, 0.010350648471292304, 0.01960493448043841,
-             0.032089067220685656, 0.049932677399641315, 0.0765139951539936,
-             0.1186240728695042, 0.19214487233557667, 0.34732058694184365,
-             0.36916437415935077],
+            [
+                0.19998360519782363,
+                0.010350648471292304,
+                0.01960493448043841,
+                0.032089067220685656,
+                0.049932677399641315,
+                0.0765139951539936,
+                0.1186240728695042,
+                0.19214487233557667,
+                0.34732058694184365,
+                0.36916437415935077,
+            ],
             "2.93660e-4",
         ),
     }
@@ -901,9 +922,7 @@ def brown_almost_linear_residual(x):
     """
     x = _float(x)
     n = x.shape[0]
-    return jnp.concatenate(
-        [x[:-1] + jnp.sum(x) - (n + 1), (jnp.prod(x) - 1)[None]]
-    )
+    return jnp.concatenate([x[:-1] + jnp.sum(x) - (n + 1), (jnp.prod(x) - 1)[None]])
 
 
 # ---------------------------------------------------------------------------
@@ -1114,9 +1133,16 @@ def make_chebyquad(n: int = 8, m: int | None = None) -> TestProblem:
     table = {
         8: (
             _FS_CHEBYQUAD8,
-            [0.043152760151016614, 0.1930908403841861, 0.26632870689027294,
-             0.5, 0.5, 0.733671293109727, 0.8069091596158139,
-             0.9568472398489833],
+            [
+                0.043152760151016614,
+                0.1930908403841861,
+                0.26632870689027294,
+                0.5,
+                0.5,
+                0.733671293109727,
+                0.8069091596158139,
+                0.9568472398489833,
+            ],
             "3.51687e-3",
         ),
     }
@@ -1125,9 +1151,7 @@ def make_chebyquad(n: int = 8, m: int | None = None) -> TestProblem:
     if m != n or n not in table:
         raise ValueError(f"only n = m in {sorted(table)} recorded here")
     fstar, xstar, printed = table[n]
-    ints_np = np.array(
-        [0.0 if i % 2 else -1.0 / (i * i - 1) for i in range(1, m + 1)]
-    )
+    ints_np = np.array([0.0 if i % 2 else -1.0 / (i * i - 1) for i in range(1, m + 1)])
 
     def chebyquad_residual(x):
         """Residual vector (f_1, ..., f_m); see :func:`make_chebyquad`."""
@@ -1158,8 +1182,14 @@ def make_chebyquad(n: int = 8, m: int | None = None) -> TestProblem:
 
 def _build() -> tuple[TestProblem, ...]:
     return (
-        _ls("rosenbrock", rosenbrock_residual, [-1.2, 1.0], 0.0, [1.0, 1.0],
-            notes="MGH #1."),
+        _ls(
+            "rosenbrock",
+            rosenbrock_residual,
+            [-1.2, 1.0],
+            0.0,
+            [1.0, 1.0],
+            notes="MGH #1.",
+        ),
         _ls(
             "freudenstein_roth",
             freudenstein_roth_residual,
@@ -1247,8 +1277,12 @@ def _build() -> tuple[TestProblem, ...]:
             kowalik_osborne_residual,
             [0.25, 0.39, 0.415, 0.39],
             _FS_KOWALIK,
-            [0.1928069345790379, 0.19128232873436726, 0.12305650692632097,
-             0.13606233068379497],
+            [
+                0.1928069345790379,
+                0.19128232873436726,
+                0.12305650692632097,
+                0.13606233068379497,
+            ],
             notes=(
                 "MGH #15 (NIST MGH09 start 2). MGH print f* = 3.07505e-4; NIST "
                 "certified RSS 3.0750560385e-4. Also f -> 1.02734e-3 as "
@@ -1261,8 +1295,13 @@ def _build() -> tuple[TestProblem, ...]:
             osborne1_residual,
             [0.5, 1.5, -1.0, 0.01, 0.02],
             _FS_OSBORNE1,
-            [0.3754100521069519, 1.9358469127123539, -1.4646871366134093,
-             0.01286753464005726, 0.02212269966167266],
+            [
+                0.3754100521069519,
+                1.9358469127123539,
+                -1.4646871366134093,
+                0.01286753464005726,
+                0.02212269966167266,
+            ],
             notes=(
                 "MGH #17 (NIST MGH17 start 2). MGH print f* = 5.46489e-5; NIST "
                 "certified RSS 5.4648946975e-5."
@@ -1274,10 +1313,19 @@ def _build() -> tuple[TestProblem, ...]:
             osborne2_residual,
             [1.3, 0.65, 0.65, 0.7, 0.6, 3.0, 5.0, 7.0, 2.0, 4.5, 5.5],
             _FS_OSBORNE2,
-            [1.3099771546273005, 0.4315537946029888, 0.633661698960724,
-             0.5994305347859161, 0.7541832263280109, 0.9042885798596347,
-             1.365811835237027, 4.823698817227159, 2.3986848661317546,
-             4.568874597667672, 5.6753414705806415],
+            [
+                1.3099771546273005,
+                0.4315537946029888,
+                0.633661698960724,
+                0.5994305347859161,
+                0.7541832263280109,
+                0.9042885798596347,
+                1.365811835237027,
+                4.823698817227159,
+                2.3986848661317546,
+                4.568874597667672,
+                5.6753414705806415,
+            ],
             notes="MGH #19. MGH print f* = 4.01377e-2.",
         ),
         make_watson(6),
@@ -1345,10 +1393,18 @@ def _build() -> tuple[TestProblem, ...]:
             broyden_tridiagonal_residual,
             -np.ones(10),
             0.0,
-            [-0.5707221320112248, -0.6818069499842752, -0.7022100760176601,
-             -0.7055106298950804, -0.7049061557287437, -0.7014966070298512,
-             -0.6918893223547983, -0.6657965144058536, -0.5960351090263657,
-             -0.4164122575286934],
+            [
+                -0.5707221320112248,
+                -0.6818069499842752,
+                -0.7022100760176601,
+                -0.7055106298950804,
+                -0.7049061557287437,
+                -0.7014966070298512,
+                -0.6918893223547983,
+                -0.6657965144058536,
+                -0.5960351090263657,
+                -0.4164122575286934,
+            ],
             notes="MGH #30, n=10. xstar computed numerically (Newton, float64).",
         ),
         _ls(
@@ -1356,10 +1412,18 @@ def _build() -> tuple[TestProblem, ...]:
             broyden_banded_residual,
             -np.ones(10),
             0.0,
-            [-0.4283028635872503, -0.47659642435629024, -0.5196524636468617,
-             -0.5580993248321808, -0.5925061568294574, -0.624503682199468,
-             -0.6232394714405911, -0.6213938417965735, -0.6204535966590874,
-             -0.5864692707204351],
+            [
+                -0.4283028635872503,
+                -0.47659642435629024,
+                -0.5196524636468617,
+                -0.5580993248321808,
+                -0.5925061568294574,
+                -0.624503682199468,
+                -0.6232394714405911,
+                -0.6213938417965735,
+                -0.6204535966590874,
+                -0.5864692707204351,
+            ],
             notes=(
                 "MGH #31, n=10 (ml=5, mu=1). xstar computed numerically "
                 "(Newton, float64)."
@@ -1387,4 +1451,6 @@ def get(name: str) -> TestProblem:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise KeyError(f"unknown problem {name!r}; known: {', '.join(_BY_NAME)}")
+        raise KeyError(
+            f"unknown problem {name!r}; known: {', '.join(_BY_NAME)}"
+        ) from None

@@ -14,15 +14,16 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 )
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-import quasinewton as qn  # noqa: E402
+import quasinewton as qn
 
 T = jnp.linspace(0.0, 4.0, 50)
 
@@ -34,7 +35,9 @@ def residuals(params, y):
 
 def main() -> int:
     num_fits = 64
-    truth = jax.random.uniform(jax.random.PRNGKey(0), (num_fits, 3), minval=0.5, maxval=2.0)
+    truth = jax.random.uniform(
+        jax.random.PRNGKey(0), (num_fits, 3), minval=0.5, maxval=2.0
+    )
     noise = 0.05 * jax.random.normal(jax.random.PRNGKey(1), (num_fits, T.size))
     ys = jax.vmap(lambda p: p[0] * jnp.exp(-p[1] * T) + p[2])(truth) + noise
     ys = ys.at[5].set(jnp.nan)  # one bad fit, on the first device
@@ -59,13 +62,19 @@ def main() -> int:
         "num_devices": len(jax.devices()),
         "input_devices": len(ys_s.sharding.device_set),
         "output_devices": len(sharded.value.sharding.device_set),
-        "output_shard_rows": [int(s.data.shape[0]) for s in sharded.value.addressable_shards],
+        "output_shard_rows": [
+            int(s.data.shape[0]) for s in sharded.value.addressable_shards
+        ],
         "max_value_difference": float(jnp.max(jnp.abs(sharded.value - single.value))),
-        "same_num_steps": bool(jnp.all(sharded.stats["num_steps"] == single.stats["num_steps"])),
+        "same_num_steps": bool(
+            jnp.all(sharded.stats["num_steps"] == single.stats["num_steps"])
+        ),
         "same_results": bool(jnp.all(sharded.result == single.result)),
         "num_successful": int(ok.sum()),
         "bad_fit_result": (
-            "nonfinite" if bool((sharded.result == qn.RESULTS.nonfinite)[5]) else "other"
+            "nonfinite"
+            if bool((sharded.result == qn.RESULTS.nonfinite)[5])
+            else "other"
         ),
         "max_cost": float(jnp.max(jnp.where(ok, sharded.stats["value"], 0.0))),
     }

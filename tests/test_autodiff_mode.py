@@ -8,6 +8,10 @@ import pytest
 
 import quasinewton as qn
 
+# Long (every preset in every derivative mode, in Python and under jit):
+# run by CI and by `python3 run.py test -m slow`.
+pytestmark = pytest.mark.slow
+
 MODES = ("auto", "forward", "reverse")
 Y0 = jnp.array([-1.2, 1.0])
 
@@ -60,7 +64,9 @@ def test_custom_vjp_residuals_with_reverse_mode(name):
     # matrix-free CG steps are inexact, so its tolerance is looser).
     tol = 1e-4 if name == "LevenbergMarquardtCG" else 1e-6
     np.testing.assert_allclose(sol.value, [1.5, 2.25], atol=tol)
-    np.testing.assert_allclose(jax.jit(solve)(1.5).value, sol.value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        jax.jit(solve)(1.5).value, sol.value, rtol=1e-10, atol=1e-12
+    )
     # The adjoint uses only vjps too: dy*/da = (1, 2a) = (1, 3). Its error is the
     # solution's, amplified by at most the condition of the Hessian (~10² here).
     jac = jax.jacobian(lambda a: solve(a).value)(1.5)
@@ -90,14 +96,21 @@ def test_reverse_matrix_free_with_untransposable_backward_rule_is_a_clear_error(
     def bwd(y, g):
         struct = jax.ShapeDtypeStruct(y.shape, y.dtype)
         gy = jax.pure_callback(
-            lambda y, g: np.array([-20 * y[0] * g[0] - g[1], 10 * g[0]], y.dtype), struct, y, g
+            lambda y, g: np.array([-20 * y[0] * g[0] - g[1], 10 * g[0]], y.dtype),
+            struct,
+            y,
+            g,
         )
         return gy, g[1]
 
     opaque.defvjp(lambda y, a: (rosenbrock(y, a), y), bwd)
     with pytest.raises(TypeError, match="materialise=True"):
         qn.least_squares(
-            lambda y, a: opaque(y, a), qn.LevenbergMarquardtCG(), Y0, 1.5, autodiff_mode="reverse"
+            lambda y, a: opaque(y, a),
+            qn.LevenbergMarquardtCG(),
+            Y0,
+            1.5,
+            autodiff_mode="reverse",
         )
 
 
@@ -105,7 +118,9 @@ def test_reverse_matrix_free_with_untransposable_backward_rule_is_a_clear_error(
 # back to the host for the directional derivative. Neither callback can be
 # transposed, so jax.grad of it raises.
 def _host_rosenbrock(y):
-    return np.asarray(np.sum(100 * (y[1:] - y[:-1] ** 2) ** 2 + (1 - y[:-1]) ** 2), y.dtype)
+    return np.asarray(
+        np.sum(100 * (y[1:] - y[:-1] ** 2) ** 2 + (1 - y[:-1]) ** 2), y.dtype
+    )
 
 
 def _host_directional_derivative(y, t):
@@ -126,7 +141,9 @@ def _host_rosenbrock_jvp(primals, tangents):
     (y,), (t,) = primals, tangents
     struct = jax.ShapeDtypeStruct((), y.dtype)
     # vmap_method: jax.jacfwd pushes the n tangents through as one batch.
-    dot = jax.pure_callback(_host_directional_derivative, struct, y, t, vmap_method="sequential")
+    dot = jax.pure_callback(
+        _host_directional_derivative, struct, y, t, vmap_method="sequential"
+    )
     return host_rosenbrock(y), dot
 
 
@@ -145,7 +162,9 @@ def test_forward_only_objective_with_forward_mode(make_solver):
     # The 3-D Rosenbrock function's minimiser from this start is (1, 1, 1); the
     # float64 tolerances stop within ~1e-6 of it (measured: 1.3e-7).
     np.testing.assert_allclose(sol.value, jnp.ones(3), atol=1e-6)
-    np.testing.assert_allclose(jax.jit(solve)(Y0_3).value, sol.value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        jax.jit(solve)(Y0_3).value, sol.value, rtol=1e-10, atol=1e-12
+    )
     # "auto" takes the gradient by reverse mode: JAX's error, with our note.
     with pytest.raises(ValueError, match="transpose") as info:
         qn.minimise(lambda y, _: host_rosenbrock(y), make_solver(), Y0_3)
@@ -159,7 +178,9 @@ def host_residuals(y):
     def r(y):
         return np.array([10 * (y[1] - y[0] ** 2), 1 - y[0]], y.dtype)
 
-    return jax.pure_callback(r, jax.ShapeDtypeStruct((2,), y.dtype), y, vmap_method="sequential")
+    return jax.pure_callback(
+        r, jax.ShapeDtypeStruct((2,), y.dtype), y, vmap_method="sequential"
+    )
 
 
 @host_residuals.defjvp
@@ -170,7 +191,9 @@ def _host_residuals_jvp(primals, tangents):
         return np.array([10 * (t[1] - 2 * y[0] * t[0]), -t[0]], y.dtype)
 
     struct = jax.ShapeDtypeStruct((2,), y.dtype)
-    return host_residuals(y), jax.pure_callback(jv, struct, y, t, vmap_method="sequential")
+    return host_residuals(y), jax.pure_callback(
+        jv, struct, y, t, vmap_method="sequential"
+    )
 
 
 def test_forward_only_residuals_dense_and_matrix_free():
@@ -214,10 +237,14 @@ def test_every_mode_gives_the_same_solution(name):
             # the same number of steps and the same point to 1e-12.
             assert sol.result == qn.RESULTS.successful
             assert int(sol.stats["num_steps"]) == int(reference.stats["num_steps"])
-            np.testing.assert_allclose(sol.value, reference.value, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(
+                sol.value, reference.value, rtol=1e-12, atol=1e-12
+            )
 
 
-@pytest.mark.parametrize("name", ["LevenbergMarquardt", "LevenbergMarquardtCG", "LBFGS"])
+@pytest.mark.parametrize(
+    "name", ["LevenbergMarquardt", "LevenbergMarquardtCG", "LBFGS"]
+)
 @pytest.mark.parametrize("mode", MODES)
 def test_gradient_through_the_solve_in_every_mode(name, mode):
     # d(y₀* + y₁*)/da = 1 + 2a = 4 at a = 1.5 (y* = (a, a²)). With rtol = atol =
@@ -239,7 +266,9 @@ def test_gradient_through_the_solve_in_every_mode(name, mode):
         # Central differences of the solve (from Python): h = 1e-4, truncation 0
         # (y₀* + y₁* = a + a² is quadratic), solve error 1e-10/h = 1e-6.
         h = 1e-4
-        np.testing.assert_allclose((loss(1.5 + h) - loss(1.5 - h)) / (2 * h), grad, atol=1e-5)
+        np.testing.assert_allclose(
+            (loss(1.5 + h) - loss(1.5 - h)) / (2 * h), grad, atol=1e-5
+        )
 
 
 def loop_objective(y, c):
@@ -258,22 +287,33 @@ def test_forward_mode_derivative_through_a_forward_only_solve():
     solver = qn.BFGS(rtol=1e-12, atol=1e-12)
 
     def solve(c):
-        return qn.minimise(loop_objective, solver, jnp.zeros(3), c, autodiff_mode="forward").value
+        return qn.minimise(
+            loop_objective, solver, jnp.zeros(3), c, autodiff_mode="forward"
+        ).value
 
     y = solve(c)
     np.testing.assert_allclose(2 * (y - c) + y**3, 0.0, atol=1e-9)
     # Forward over forward second derivatives: jax.jacfwd through the solve.
     expected = jnp.diag(2 / (2 + 3 * y**2))
     np.testing.assert_allclose(jax.jacfwd(solve)(c), expected, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(jax.jit(jax.jacfwd(solve))(c), expected, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        jax.jit(jax.jacfwd(solve))(c), expected, rtol=1e-8, atol=1e-10
+    )
     # Central differences of the solve agree: h = 1e-4, error O(h²) + 1e-12/h.
     h = 1e-4
-    fd = jnp.stack([(solve(c.at[i].add(h)) - solve(c.at[i].add(-h))) / (2 * h) for i in range(3)], 1)
+    fd = jnp.stack(
+        [(solve(c.at[i].add(h)) - solve(c.at[i].add(-h))) / (2 * h) for i in range(3)],
+        1,
+    )
     np.testing.assert_allclose(fd, expected, atol=1e-6)
 
 
 def test_unknown_mode_is_a_value_error():
     with pytest.raises(ValueError, match="autodiff_mode"):
-        qn.minimise(lambda y, _: jnp.sum(y**2), qn.LBFGS(), Y0, autodiff_mode="backward")
+        qn.minimise(
+            lambda y, _: jnp.sum(y**2), qn.LBFGS(), Y0, autodiff_mode="backward"
+        )
     with pytest.raises(ValueError, match="autodiff_mode"):
-        qn.least_squares(rosenbrock, qn.LevenbergMarquardt(), Y0, 1.5, autodiff_mode="fwd")
+        qn.least_squares(
+            rosenbrock, qn.LevenbergMarquardt(), Y0, 1.5, autodiff_mode="fwd"
+        )

@@ -33,7 +33,9 @@ def test_empty_y0():
 
 
 def test_non_scalar_objective():
-    with pytest.raises(ValueError, match="needs `fn` to return a scalar; it returned shape \\(3,\\)"):
+    with pytest.raises(
+        ValueError, match="needs `fn` to return a scalar; it returned shape \\(3,\\)"
+    ):
         qn.minimise(lambda y, _: y - 1.0, qn.LBFGS(), jnp.zeros(3))
 
 
@@ -56,12 +58,16 @@ def test_mismatched_structure_inside_fn():
     # fn expects {"a", "b"} but y0 has only "a": the user's own KeyError surfaces at
     # trace time, before any iteration.
     with pytest.raises(KeyError):
-        qn.minimise(lambda y, _: jnp.sum(y["a"] + y["b"]), qn.LBFGS(), {"a": jnp.zeros(2)})
+        qn.minimise(
+            lambda y, _: jnp.sum(y["a"] + y["b"]), qn.LBFGS(), {"a": jnp.zeros(2)}
+        )
 
 
 def test_least_squares_integer_residual():
     with pytest.raises(TypeError, match="floating-point residual"):
-        qn.least_squares(lambda y, _: (y > 0).astype(jnp.int32), qn.LBFGS(), jnp.zeros(3))
+        qn.least_squares(
+            lambda y, _: (y > 0).astype(jnp.int32), qn.LBFGS(), jnp.zeros(3)
+        )
 
 
 def test_not_a_solver():
@@ -123,21 +129,41 @@ def test_objective_nan_everywhere_after_start_reports_nonfinite():
 def test_throw_under_jit_raises_even_if_only_value_is_returned():
     # The check is threaded through `value` as well as `result`, so a jitted
     # function returning only the value cannot drop it.
-    solve_value = jax.jit(lambda a: qn.minimise(lambda y, a: jnp.sum((y - a) ** 2), qn.LBFGS(), jnp.zeros(2), a).value)
+    solve_value = jax.jit(
+        lambda a: (
+            qn.minimise(
+                lambda y, a: jnp.sum((y - a) ** 2), qn.LBFGS(), jnp.zeros(2), a
+            ).value
+        )
+    )
     np.testing.assert_allclose(solve_value(jnp.ones(2)), 1.0)
     with pytest.raises(Exception, match="non-finite value"):
         jax.block_until_ready(solve_value(jnp.array([1.0, jnp.nan])))
     # ... and derivatives still flow through the checked value.
-    np.testing.assert_allclose(jax.grad(lambda a: jnp.sum(solve_value(a)))(jnp.ones(2)), [1.0, 1.0])
+    np.testing.assert_allclose(
+        jax.grad(lambda a: jnp.sum(solve_value(a)))(jnp.ones(2)), [1.0, 1.0]
+    )
 
 
 def test_preconditioner_and_forcing_checked():
     with pytest.raises(TypeError, match="preconditioner part"):
-        qn.Solver(curvature=qn.curvature.GaussNewton(), descent=qn.descent.TrustRegion(), preconditioner="jacobi")
+        qn.Solver(
+            curvature=qn.curvature.GaussNewton(),
+            descent=qn.descent.TrustRegion(),
+            preconditioner="jacobi",
+        )
     with pytest.raises(TypeError, match="forcing part"):
-        qn.Solver(curvature=qn.curvature.GaussNewton(), descent=qn.descent.TrustRegion(), forcing=0.1)
+        qn.Solver(
+            curvature=qn.curvature.GaussNewton(),
+            descent=qn.descent.TrustRegion(),
+            forcing=0.1,
+        )
     with pytest.raises(ValueError, match="would be ignored"):
-        qn.Solver(curvature=qn.curvature.LBFGS(), descent=qn.descent.Zoom(), preconditioner=qn.linear.Jacobi())
+        qn.Solver(
+            curvature=qn.curvature.LBFGS(),
+            descent=qn.descent.Zoom(),
+            preconditioner=qn.linear.Jacobi(),
+        )
 
 
 # --- Issue 13: never a silent wrong answer -------------------------------------------
@@ -170,12 +196,17 @@ def test_least_squares_pair_without_has_aux(mode):
         return _residuals(y, None), jnp.sum(y)
 
     solve = lambda y0: qn.least_squares(fn, qn.LevenbergMarquardt(), y0)
-    with pytest.raises(ValueError, match="pass `has_aux=True`; to return groups of residuals use a list, dict"):
+    with pytest.raises(
+        ValueError,
+        match="pass `has_aux=True`; to return groups of residuals use a list, dict",
+    ):
         _run(mode, solve, jnp.zeros(3))
 
 
 def test_least_squares_pair_without_has_aux_lbfgs():
-    with pytest.raises(ValueError, match="tuple of two elements without `has_aux=True`"):
+    with pytest.raises(
+        ValueError, match="tuple of two elements without `has_aux=True`"
+    ):
         qn.least_squares(lambda y, _: (y - 1.0, y + 1.0), qn.LBFGS(), jnp.zeros(3))
 
 
@@ -194,7 +225,12 @@ def test_least_squares_groups_of_residuals_accepted(group):
 
 
 def test_least_squares_pair_with_has_aux_is_fine():
-    sol = qn.least_squares(lambda y, _: (_residuals(y, None), jnp.sum(y)), qn.LevenbergMarquardt(), jnp.zeros(3), has_aux=True)
+    sol = qn.least_squares(
+        lambda y, _: (_residuals(y, None), jnp.sum(y)),
+        qn.LevenbergMarquardt(),
+        jnp.zeros(3),
+        has_aux=True,
+    )
     np.testing.assert_allclose(sol.value, [1.0, 2.0, 3.0], atol=1e-6)
     np.testing.assert_allclose(sol.aux, 6.0, atol=1e-5)
 
@@ -237,7 +273,9 @@ def test_python_float_args_are_not_confused_between_solves():
         for a in (1.0, 5.0, 1.0):
             sol = qn.minimise(fn, qn.LBFGS(), jnp.zeros(2), a)
             np.testing.assert_allclose(sol.value, [a, a], rtol=1e-6)
-        sol = qn.least_squares(lambda y, a: y - a, qn.LevenbergMarquardt(), jnp.zeros(2), 5.0)
+        sol = qn.least_squares(
+            lambda y, a: y - a, qn.LevenbergMarquardt(), jnp.zeros(2), 5.0
+        )
         np.testing.assert_allclose(sol.value, [5.0, 5.0], rtol=1e-6)
 
 
@@ -248,8 +286,14 @@ def test_python_scalars_in_args_drive_python_control_flow():
             return jnp.sum((y - 1.0) ** 2)
         return jnp.sum((y - 3.0) ** 4)
 
-    np.testing.assert_allclose(qn.minimise(fn, qn.LBFGS(), jnp.zeros(2), (2, "quadratic")).value, 1.0, atol=1e-5)
-    np.testing.assert_allclose(qn.minimise(fn, qn.LBFGS(), jnp.zeros(2), (4, "quartic")).value, 3.0, atol=0.05)
+    np.testing.assert_allclose(
+        qn.minimise(fn, qn.LBFGS(), jnp.zeros(2), (2, "quadratic")).value,
+        1.0,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        qn.minimise(fn, qn.LBFGS(), jnp.zeros(2), (4, "quartic")).value, 3.0, atol=0.05
+    )
     jitted = jax.jit(lambda y0: qn.minimise(fn, qn.LBFGS(), y0, (2, "quadratic")).value)
     np.testing.assert_allclose(jitted(jnp.zeros(2)), 1.0, atol=1e-5)
 
@@ -270,14 +314,18 @@ def test_max_steps_at_the_limit_is_accepted():
 @pytest.mark.parametrize("mode", ["python", "jit"])
 def test_history_buffer_too_large(mode):
     # max_steps + 1 floats would be allocated at the start (18 GB for 2**31 steps).
-    solve = lambda y0: qn.minimise(f, qn.LBFGS(), y0, max_steps=2**24, history=True).value
+    solve = lambda y0: (
+        qn.minimise(f, qn.LBFGS(), y0, max_steps=2**24, history=True).value
+    )
     with pytest.raises(ValueError, match="history buffer holds max_steps \\+ 1"):
         _run(mode, solve, jnp.zeros(2))
 
 
 @pytest.mark.parametrize("mode", ["python", "jit"])
 def test_numpy_integer_max_steps(mode):
-    solve = lambda y0: qn.minimise(f, qn.LBFGS(), y0, max_steps=np.int64(50), history=True).stats["loss_history"]
+    solve = lambda y0: qn.minimise(
+        f, qn.LBFGS(), y0, max_steps=np.int64(50), history=True
+    ).stats["loss_history"]
     assert _run(mode, solve, jnp.zeros(2)).shape == (51,)
 
 
@@ -289,7 +337,10 @@ def test_max_steps_must_be_an_integer(bad):
 
 @pytest.mark.parametrize("mode", ["python", "jit"])
 def test_numpy_integer_memory_size(mode):
-    for solver in (qn.LBFGS(memory_size=np.int64(5)), qn.LBFGS(memory_size=np.int32(3), init="ase", alpha=2.0)):
+    for solver in (
+        qn.LBFGS(memory_size=np.int64(5)),
+        qn.LBFGS(memory_size=np.int32(3), init="ase", alpha=2.0),
+    ):
         assert type(solver.curvature.memory_size) is int
         solve = lambda y0: qn.minimise(f, solver, y0).value
         np.testing.assert_allclose(_run(mode, solve, jnp.zeros(3)), 1.0, atol=1e-5)
@@ -315,7 +366,17 @@ def test_lbfgs_arguments_checked(make):
 
 
 @pytest.mark.parametrize("name", ["rtol", "atol"])
-@pytest.mark.parametrize("make", [qn.LBFGS, qn.BFGS, qn.Newton, qn.GaussNewton, qn.LevenbergMarquardt, qn.LevenbergMarquardtCG])
+@pytest.mark.parametrize(
+    "make",
+    [
+        qn.LBFGS,
+        qn.BFGS,
+        qn.Newton,
+        qn.GaussNewton,
+        qn.LevenbergMarquardt,
+        qn.LevenbergMarquardtCG,
+    ],
+)
 def test_tolerances_checked(make, name):
     for bad in ("1e-8", True, jnp.ones(2), 1j):
         with pytest.raises(TypeError, match=f"`{name}` must be a real number"):
@@ -342,26 +403,106 @@ def test_other_parts_arguments_checked():
     cases = [
         (lambda: qn.descent.Zoom(c1="0.1"), TypeError, "`c1` must be a real number"),
         (lambda: qn.descent.Zoom(c2=float("nan")), ValueError, "`c2` must be finite"),
-        (lambda: qn.descent.Zoom(max_trials=2.5), TypeError, "`max_trials` must be an integer"),
-        (lambda: qn.descent.Zoom(max_trials=0), ValueError, "`max_trials` must be at least 1"),
-        (lambda: qn.descent.Zoom(max_growth=1.0), ValueError, "`max_growth` must lie in \\(1, inf\\)"),
-        (lambda: qn.descent.Backtracking(c1=0.0), ValueError, "`c1` must lie in \\(0, 1\\)"),
-        (lambda: qn.descent.Backtracking(max_trials=True), TypeError, "`max_trials` must be an integer"),
-        (lambda: qn.descent.TrustRegion(initial_damping=0.0), ValueError, "`initial_damping` must lie in \\(0, inf\\)"),
-        (lambda: qn.descent.TrustRegion(initial_damping=float("nan")), ValueError, "`initial_damping` must be finite"),
-        (lambda: qn.descent.TrustRegion(accept="0.1"), TypeError, "`accept` must be a real number"),
-        (lambda: qn.descent.TrustRegion(max_decrease=float("nan")), ValueError, "`max_decrease` must be finite"),
-        (lambda: qn.descent.TrustRegion(min_damping=-1.0), ValueError, "`min_damping` must lie in \\(0, inf\\)"),
-        (lambda: qn.linear.ConjugateGradient(rtol=-1.0), ValueError, "`rtol` must lie in \\[0, inf\\)"),
-        (lambda: qn.linear.ConjugateGradient(atol=float("nan")), ValueError, "`atol` must be finite"),
-        (lambda: qn.linear.ConjugateGradient(max_steps=10.0), TypeError, "`max_steps` must be an integer"),
-        (lambda: qn.LevenbergMarquardtCG(max_cg_steps=0), ValueError, "`max_steps` must be at least 1"),
-        (lambda: qn.linear.ConstantForcing(rtol=1.5), ValueError, "`rtol` must lie in \\[0, 1\\)"),
-        (lambda: qn.linear.EisenstatWalker(gamma=0.0), ValueError, "`gamma` must lie in \\(0, 1\\]"),
-        (lambda: qn.linear.EisenstatWalker(exponent=3.0), ValueError, "`exponent` must lie in \\(1, 2\\]"),
-        (lambda: qn.linear.EisenstatWalker(min_rtol=0.5, max_rtol=0.1), ValueError, "min_rtol <= max_rtol"),
-        (lambda: qn.linear.EisenstatWalker(initial_rtol=float("nan")), ValueError, "`initial_rtol` must be finite"),
-        (lambda: qn.linear.Jacobi(num_probes=2.5), TypeError, "`num_probes` must be an integer"),
+        (
+            lambda: qn.descent.Zoom(max_trials=2.5),
+            TypeError,
+            "`max_trials` must be an integer",
+        ),
+        (
+            lambda: qn.descent.Zoom(max_trials=0),
+            ValueError,
+            "`max_trials` must be at least 1",
+        ),
+        (
+            lambda: qn.descent.Zoom(max_growth=1.0),
+            ValueError,
+            "`max_growth` must lie in \\(1, inf\\)",
+        ),
+        (
+            lambda: qn.descent.Backtracking(c1=0.0),
+            ValueError,
+            "`c1` must lie in \\(0, 1\\)",
+        ),
+        (
+            lambda: qn.descent.Backtracking(max_trials=True),
+            TypeError,
+            "`max_trials` must be an integer",
+        ),
+        (
+            lambda: qn.descent.TrustRegion(initial_damping=0.0),
+            ValueError,
+            "`initial_damping` must lie in \\(0, inf\\)",
+        ),
+        (
+            lambda: qn.descent.TrustRegion(initial_damping=float("nan")),
+            ValueError,
+            "`initial_damping` must be finite",
+        ),
+        (
+            lambda: qn.descent.TrustRegion(accept="0.1"),
+            TypeError,
+            "`accept` must be a real number",
+        ),
+        (
+            lambda: qn.descent.TrustRegion(max_decrease=float("nan")),
+            ValueError,
+            "`max_decrease` must be finite",
+        ),
+        (
+            lambda: qn.descent.TrustRegion(min_damping=-1.0),
+            ValueError,
+            "`min_damping` must lie in \\(0, inf\\)",
+        ),
+        (
+            lambda: qn.linear.ConjugateGradient(rtol=-1.0),
+            ValueError,
+            "`rtol` must lie in \\[0, inf\\)",
+        ),
+        (
+            lambda: qn.linear.ConjugateGradient(atol=float("nan")),
+            ValueError,
+            "`atol` must be finite",
+        ),
+        (
+            lambda: qn.linear.ConjugateGradient(max_steps=10.0),
+            TypeError,
+            "`max_steps` must be an integer",
+        ),
+        (
+            lambda: qn.LevenbergMarquardtCG(max_cg_steps=0),
+            ValueError,
+            "`max_steps` must be at least 1",
+        ),
+        (
+            lambda: qn.linear.ConstantForcing(rtol=1.5),
+            ValueError,
+            "`rtol` must lie in \\[0, 1\\)",
+        ),
+        (
+            lambda: qn.linear.EisenstatWalker(gamma=0.0),
+            ValueError,
+            "`gamma` must lie in \\(0, 1\\]",
+        ),
+        (
+            lambda: qn.linear.EisenstatWalker(exponent=3.0),
+            ValueError,
+            "`exponent` must lie in \\(1, 2\\]",
+        ),
+        (
+            lambda: qn.linear.EisenstatWalker(min_rtol=0.5, max_rtol=0.1),
+            ValueError,
+            "min_rtol <= max_rtol",
+        ),
+        (
+            lambda: qn.linear.EisenstatWalker(initial_rtol=float("nan")),
+            ValueError,
+            "`initial_rtol` must be finite",
+        ),
+        (
+            lambda: qn.linear.Jacobi(num_probes=2.5),
+            TypeError,
+            "`num_probes` must be an integer",
+        ),
         (lambda: qn.linear.Jacobi(seed="0"), TypeError, "`seed` must be an integer"),
     ]
     for make, error, message in cases:
@@ -375,12 +516,23 @@ def test_other_parts_arguments_checked():
     # float32 solve to float64.
     assert type(qn.descent.Zoom(c1=np.float64(1e-4)).c1) is float
     assert type(qn.curvature.LBFGS(alpha=np.float32(3.0)).alpha) is float
-    assert type(qn.descent.TrustRegion(initial_damping=np.float64(1e-2)).initial_damping) is float
-    sol = qn.minimise(f, qn.Solver(qn.curvature.LBFGS(), qn.descent.Zoom(c1=np.float64(1e-4))), jnp.zeros(2, jnp.float32))
+    assert (
+        type(qn.descent.TrustRegion(initial_damping=np.float64(1e-2)).initial_damping)
+        is float
+    )
+    sol = qn.minimise(
+        f,
+        qn.Solver(qn.curvature.LBFGS(), qn.descent.Zoom(c1=np.float64(1e-4))),
+        jnp.zeros(2, jnp.float32),
+    )
     assert sol.value.dtype == jnp.float32
 
 
-_EMPTY = [jnp.zeros((0,)), jnp.zeros((2, 0)), {"a": jnp.zeros((0,)), "b": jnp.zeros((0, 3))}]
+_EMPTY = [
+    jnp.zeros((0,)),
+    jnp.zeros((2, 0)),
+    {"a": jnp.zeros((0,)), "b": jnp.zeros((0, 3))},
+]
 
 
 @pytest.mark.parametrize("y0", _EMPTY, ids=["(0,)", "(2, 0)", "dict"])
@@ -388,9 +540,15 @@ _EMPTY = [jnp.zeros((0,)), jnp.zeros((2, 0)), {"a": jnp.zeros((0,)), "b": jnp.ze
 @pytest.mark.parametrize("make", [qn.LBFGS, qn.Newton, qn.LevenbergMarquardt])
 def test_y0_without_elements(make, mode, y0):
     kind = qn.least_squares if make is qn.LevenbergMarquardt else qn.minimise
-    fn = (lambda y, _: y) if kind is qn.least_squares else (lambda y, _: sum(jnp.sum(v) for v in jax.tree.leaves(y)))
+    fn = (
+        (lambda y, _: y)
+        if kind is qn.least_squares
+        else (lambda y, _: sum(jnp.sum(v) for v in jax.tree.leaves(y)))
+    )
     solve = lambda y0: kind(fn, make(), y0).value
-    with pytest.raises(ValueError, match="`y0` has no elements .*: nothing to solve for"):
+    with pytest.raises(
+        ValueError, match="`y0` has no elements .*: nothing to solve for"
+    ):
         solve(y0) if mode == "python" else jax.jit(solve)(y0)
 
 
@@ -412,17 +570,26 @@ _PRESETS = [
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 @pytest.mark.parametrize("mode", _MODES)
-@pytest.mark.parametrize("make,kind", _PRESETS, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize(
+    "make,kind", _PRESETS, ids=lambda v: getattr(v, "__name__", "")
+)
 def test_half_precision_refused(make, kind, mode, dtype):
     fn = f if kind is qn.minimise else (lambda y, _: y - 1.0)
     solve = lambda y0: kind(fn, make(), y0).value
-    with pytest.raises(TypeError, match="has dtype .*float16; qn works in float32 or float64. Cast y0 with `.astype\\(jnp.float32\\)`"):
+    with pytest.raises(
+        TypeError,
+        match="has dtype .*float16; qn works in float32 or float64. Cast y0 with `.astype\\(jnp.float32\\)`",
+    ):
         _run(mode, solve, jnp.zeros(3, dtype))
 
 
 def test_half_precision_leaf_named():
     with pytest.raises(TypeError, match="y0\\['b'\\] has dtype float16"):
-        qn.minimise(lambda y, _: jnp.sum(y["a"] ** 2), qn.LBFGS(), {"a": jnp.zeros(2), "b": jnp.zeros(2, jnp.float16)})
+        qn.minimise(
+            lambda y, _: jnp.sum(y["a"] ** 2),
+            qn.LBFGS(),
+            {"a": jnp.zeros(2), "b": jnp.zeros(2, jnp.float16)},
+        )
 
 
 def test_weak_float_arg_under_jit_takes_the_dtype_of_y():
@@ -433,8 +600,19 @@ def test_weak_float_arg_under_jit_takes_the_dtype_of_y():
         return jnp.sum(a * (y - 1.0) ** 2), a
 
     for dtype in (jnp.float32, jnp.float64):
-        sol = jax.jit(lambda y0, a: qn.minimise(fn, qn.LBFGS(), y0, a, has_aux=True))(jnp.zeros(2, dtype), 3.0)
+        sol = jax.jit(lambda y0, a: qn.minimise(fn, qn.LBFGS(), y0, a, has_aux=True))(
+            jnp.zeros(2, dtype), 3.0
+        )
         assert sol.aux.dtype == dtype
         np.testing.assert_allclose(sol.value, 1.0, atol=1e-4)
-    grad = jax.grad(lambda a: jnp.sum(qn.minimise(lambda y, a: jnp.sum((y - a) ** 2), qn.LBFGS(), jnp.zeros(2, jnp.float32), a).value))(2.0)
+    grad = jax.grad(
+        lambda a: jnp.sum(
+            qn.minimise(
+                lambda y, a: jnp.sum((y - a) ** 2),
+                qn.LBFGS(),
+                jnp.zeros(2, jnp.float32),
+                a,
+            ).value
+        )
+    )(2.0)
     np.testing.assert_allclose(grad, 2.0, rtol=1e-4)

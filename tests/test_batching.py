@@ -66,10 +66,14 @@ def test_vmap_throw_true_does_not_abort_batch():
     # throw=True (the default) under vmap raises nothing; the failed element says so.
     y0 = jnp.zeros((3, N))
     scales = jnp.array([0.1, jnp.nan, 0.1])
-    sol = jax.vmap(lambda a, c: qn.minimise(objective, qn.LBFGS(), a, (jnp.ones(N), c)))(
-        y0, scales
-    )
-    assert np.asarray(sol.result == qn.RESULTS.successful).tolist() == [True, False, True]
+    sol = jax.vmap(
+        lambda a, c: qn.minimise(objective, qn.LBFGS(), a, (jnp.ones(N), c))
+    )(y0, scales)
+    assert np.asarray(sol.result == qn.RESULTS.successful).tolist() == [
+        True,
+        False,
+        True,
+    ]
 
 
 def test_batched_is_same_as_unbatched_under_jit_of_vmap_of_jit():
@@ -78,7 +82,9 @@ def test_batched_is_same_as_unbatched_under_jit_of_vmap_of_jit():
     batched = jax.jit(jax.vmap(inner))(y0)
     for i in range(2):
         single = inner(y0[i])
-        np.testing.assert_allclose(batched.value[i], single.value, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            batched.value[i], single.value, rtol=1e-10, atol=1e-12
+        )
         assert int(batched.stats["num_steps"][i]) == int(single.stats["num_steps"])
 
 
@@ -106,7 +112,9 @@ def test_least_squares_batch_with_nan_problem_matches_one_at_a_time():
     sol = jax.jit(jax.vmap(fit))(y0, ys)
     assert isinstance(sol, qn.Solution)
     result = np.asarray(sol.result._value)
-    assert (result == np.asarray(qn.RESULTS.nonfinite._value)).tolist() == [i == 3 for i in range(40)]
+    assert (result == np.asarray(qn.RESULTS.nonfinite._value)).tolist() == [
+        i == 3 for i in range(40)
+    ]
     np.testing.assert_array_equal(sol.value[3], y0[3])
     steps = np.asarray(sol.stats["num_steps"])
     assert steps[3] == 0 and steps.min() < steps.max()
@@ -116,7 +124,9 @@ def test_least_squares_batch_with_nan_problem_matches_one_at_a_time():
         assert bool(one.result == qn.RESULTS.successful)
         assert int(one.stats["num_steps"]) == int(steps[i])
         np.testing.assert_allclose(sol.value[i], one.value, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(sol.stats["value"][i], one.stats["value"], rtol=1e-12)
+        np.testing.assert_allclose(
+            sol.stats["value"][i], one.stats["value"], rtol=1e-12
+        )
 
 
 def test_chunked_vmap_agrees_with_one_vmap_within_the_tolerances():
@@ -146,7 +156,9 @@ def test_chunked_vmap_agrees_with_one_vmap_within_the_tolerances():
         return qn.least_squares(residuals, qn.LevenbergMarquardt(), p, y)
 
     one = jax.jit(jax.vmap(fit))(y0, ys)
-    chunked = jax.jit(lambda p, y: jax.lax.map(lambda py: fit(*py), (p, y), batch_size=64))(y0, ys)
+    chunked = jax.jit(
+        lambda p, y: jax.lax.map(lambda py: fit(*py), (p, y), batch_size=64)
+    )(y0, ys)
 
     codes = np.asarray(one.result._value)
     np.testing.assert_array_equal(codes, np.asarray(chunked.result._value))

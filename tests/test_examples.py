@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Long (each example end to end at its smoke size):
+# run by CI and by `python3 run.py test -m slow`.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -17,7 +17,9 @@ def quadratic(y, b):
 def test_jacobian_of_quadratic_minimiser_is_inverse_hessian():
     # y*(b) = A⁻¹b exactly, so dy*/db = A⁻¹.
     b = jnp.arange(1.0, N + 1)
-    jac = jax.jacobian(lambda b: qn.minimise(quadratic, qn.BFGS(), jnp.zeros(N), b).value)(b)
+    jac = jax.jacobian(
+        lambda b: qn.minimise(quadratic, qn.BFGS(), jnp.zeros(N), b).value
+    )(b)
     np.testing.assert_allclose(jac, jnp.linalg.inv(A), rtol=1e-12, atol=1e-13)
 
 
@@ -26,7 +28,9 @@ def test_gradient_through_closure():
     b = jnp.arange(1.0, N + 1)
 
     def loss(b):
-        return jnp.sum(qn.minimise(lambda y, _: quadratic(y, b), qn.LBFGS(), jnp.zeros(N)).value)
+        return jnp.sum(
+            qn.minimise(lambda y, _: quadratic(y, b), qn.LBFGS(), jnp.zeros(N)).value
+        )
 
     np.testing.assert_allclose(jax.grad(loss)(b), jnp.linalg.inv(A).sum(0), atol=1e-12)
 
@@ -76,7 +80,10 @@ def test_gradient_matches_finite_differences_nonquadratic():
             plus[which] = plus[which].at[i].add(h)
             minus[which] = minus[which].at[i].add(-h)
             fd.append(
-                (loss_of(_polished_minimiser(*plus)) - loss_of(_polished_minimiser(*minus)))
+                (
+                    loss_of(_polished_minimiser(*plus))
+                    - loss_of(_polished_minimiser(*minus))
+                )
                 / (2 * h)
             )
         np.testing.assert_allclose(grad, np.array(fd), rtol=1e-6, atol=1e-7)
@@ -87,13 +94,23 @@ def test_grad_of_vmapped_solve_and_aux():
         return jnp.sum((y - c) ** 2) + 0.5 * jnp.sum(y**4), jnp.sum(y)
 
     def loss(cs):
-        sols = jax.vmap(lambda c: qn.minimise(f, qn.LBFGS(rtol=1e-12, atol=1e-12), jnp.zeros(2), c, has_aux=True))(cs)
+        sols = jax.vmap(
+            lambda c: qn.minimise(
+                f, qn.LBFGS(rtol=1e-12, atol=1e-12), jnp.zeros(2), c, has_aux=True
+            )
+        )(cs)
         return jnp.sum(sols.aux)
 
     cs = jnp.array([[0.5, -0.3], [1.0, 2.0]])
     g = jax.grad(loss)(cs)
     # Stationarity 2(y − c) + 2y³ = 0 ⇒ dy/dc = 1/(1 + 3y²) per coordinate.
-    ys = jax.vmap(lambda c: qn.minimise(f, qn.LBFGS(rtol=1e-12, atol=1e-12), jnp.zeros(2), c, has_aux=True).value)(cs)
+    ys = jax.vmap(
+        lambda c: (
+            qn.minimise(
+                f, qn.LBFGS(rtol=1e-12, atol=1e-12), jnp.zeros(2), c, has_aux=True
+            ).value
+        )
+    )(cs)
     np.testing.assert_allclose(g, 1.0 / (1.0 + 3.0 * ys**2), rtol=1e-8)
 
 
@@ -110,14 +127,20 @@ def test_implicit_adjoint_with_conjugate_gradients_matches_default():
 
     def rate(y, adjoint):
         sol = qn.least_squares(
-            residuals, qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12), jnp.array([1.0, 1.0, 0.0]), y,
+            residuals,
+            qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12),
+            jnp.array([1.0, 1.0, 0.0]),
+            y,
             adjoint=adjoint,
         )
         return sol.value[1]
 
     y = 2.0 * jnp.exp(-1.3 * t) + 0.5 + 0.01 * jnp.sin(7 * t)
     dense = jax.grad(rate)(y, qn.ImplicitAdjoint())
-    for solver in (lx.CG(rtol=1e-10, atol=1e-12), qn.linear.ConjugateGradient(rtol=1e-10, max_steps=50)):
+    for solver in (
+        lx.CG(rtol=1e-10, atol=1e-12),
+        qn.linear.ConjugateGradient(rtol=1e-10, max_steps=50),
+    ):
         iterative = jax.grad(rate)(y, qn.ImplicitAdjoint(linear_solver=solver))
         np.testing.assert_allclose(iterative, dense, rtol=1e-6, atol=1e-9)
 

@@ -67,7 +67,9 @@ def test_eager_least_squares_matches_jitted(linear_solver):
     solver = qn.LevenbergMarquardt(**kwargs)
     y0 = jnp.array([1.0, 1.0, 0.0])
     eager = qn.least_squares(exp_residual, solver, y0, DATA)
-    jitted = jax.jit(lambda y, d: qn.least_squares(exp_residual, solver, y, d))(y0, DATA)
+    jitted = jax.jit(lambda y, d: qn.least_squares(exp_residual, solver, y, d))(
+        y0, DATA
+    )
     assert _summary(eager)[1:] == _summary(jitted)[1:]
     np.testing.assert_allclose(eager.value, jitted.value, rtol=1e-10)
     assert int(eager.stats["num_jac_evals"]) == int(jitted.stats["num_jac_evals"])
@@ -117,7 +119,16 @@ def test_padded_step_solves_like_the_unpadded_loop(solver):
 
 def test_padded_size():
     lbfgs, newton = qn.LBFGS().curvature, qn.Newton().curvature
-    assert [_host.padded_size(lbfgs, n) for n in (1, 2, 5, 32, 33, 64, 65, 1000)] == [32, 32, 32, 32, 64, 64, 128, 1024]
+    assert [_host.padded_size(lbfgs, n) for n in (1, 2, 5, 32, 33, 64, 65, 1000)] == [
+        32,
+        32,
+        32,
+        32,
+        64,
+        64,
+        128,
+        1024,
+    ]
     assert _host.padded_size(lbfgs, 1025) == 1025  # beyond _MAX_PADDED: exact size
     assert _host.padded_size(newton, 5) == 5  # a singular padded Hessian: never
 
@@ -141,10 +152,18 @@ def test_traced_solves_use_the_compiled_loop():
         qn.minimise(shifted, qn.LBFGS(), problem_y0, jnp.array(1.0))
         one = jnp.array(1.0)
         jax.jit(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value)(one)
-        jax.vmap(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value)(jnp.ones(3))
-        grad = jax.grad(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value[0])(one)
+        jax.vmap(lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value)(
+            jnp.ones(3)
+        )
+        grad = jax.grad(
+            lambda a: qn.minimise(shifted, qn.LBFGS(), problem_y0, a).value[0]
+        )(one)
         # A closure over a traced value is traced too.
-        jax.grad(lambda a: qn.minimise(lambda y, _: shifted(y, a), qn.LBFGS(), problem_y0).value[0])(one)
+        jax.grad(
+            lambda a: qn.minimise(
+                lambda y, _: shifted(y, a), qn.LBFGS(), problem_y0
+            ).value[0]
+        )(one)
     finally:
         _adjoint.can_run_on_host = original
     assert seen == [True, False, False, False, False]
@@ -158,7 +177,9 @@ def test_matrix_free_models_use_the_compiled_loop():
     y0 = jnp.array([1.0, 1.0, 0.0])
     problem, x0, _ = make_problem(exp_residual, y0, DATA, "residual", False)
     solver = qn.LevenbergMarquardtCG()
-    solver = eqx.tree_at(lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0))
+    solver = eqx.tree_at(
+        lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
+    )
     assert solver.curvature.needs_linearisation
     assert not _host.can_run_on_host(problem, solver, x0)
     sol = qn.least_squares(exp_residual, qn.LevenbergMarquardtCG(), y0, DATA)
@@ -172,7 +193,9 @@ def test_eager_failures_are_reported_like_jitted_ones():
 
     bad = jnp.array([-1.0, 1.0])
     sol = qn.minimise(log_barrier, qn.LBFGS(), bad, throw=False)
-    jitted = jax.jit(lambda y: qn.minimise(log_barrier, qn.LBFGS(), y, throw=False))(bad)
+    jitted = jax.jit(lambda y: qn.minimise(log_barrier, qn.LBFGS(), y, throw=False))(
+        bad
+    )
     assert sol.result == qn.RESULTS.nonfinite == jitted.result
     with pytest.raises(Exception, match="(?i)non-?finite|nan|inf"):
         qn.minimise(log_barrier, qn.LBFGS(), bad)
@@ -184,8 +207,12 @@ def test_eager_failures_are_reported_like_jitted_ones():
 
 def test_eager_history_matches_jitted():
     eager = qn.minimise(rosenbrock, qn.LBFGS(), Y0, history=True, max_steps=100)
-    jitted = jax.jit(lambda y: qn.minimise(rosenbrock, qn.LBFGS(), y, history=True, max_steps=100))(Y0)
-    np.testing.assert_allclose(eager.stats["loss_history"], jitted.stats["loss_history"], rtol=1e-12)
+    jitted = jax.jit(
+        lambda y: qn.minimise(rosenbrock, qn.LBFGS(), y, history=True, max_steps=100)
+    )(Y0)
+    np.testing.assert_allclose(
+        eager.stats["loss_history"], jitted.stats["loss_history"], rtol=1e-12
+    )
     steps = int(eager.stats["num_steps"])
     assert np.all(np.isfinite(np.asarray(eager.stats["loss_history"])[: steps + 1]))
     assert np.all(np.isnan(np.asarray(eager.stats["loss_history"])[steps + 1 :]))
@@ -281,7 +308,11 @@ def test_aux_of_any_dtype_passes_through_the_host_loop():
     # compiled step; a PRNG key has no NumPy form and is passed as it is. The
     # solve called from Python returns the same as under jax.jit.
     def f(y, args):
-        aux = {"key": jax.random.key(3), "count": jnp.int8(7), "phase": jnp.complex64(1j)}
+        aux = {
+            "key": jax.random.key(3),
+            "count": jnp.int8(7),
+            "phase": jnp.complex64(1j),
+        }
         return jnp.sum((y - 1.0) ** 2), aux
 
     def solve(y0):

@@ -18,6 +18,10 @@ import quasinewton as qn
 from quasinewton import _host
 from quasinewton._problem import make_problem
 
+# Long (one compilation per objective for each cache case):
+# run by CI and by `python3 run.py test -m slow`.
+pytestmark = pytest.mark.slow
+
 TARGETS = (1.0, 5.0)
 Y0 = jnp.zeros(3)
 MINIMISERS = [qn.LBFGS(), qn.BFGS()]

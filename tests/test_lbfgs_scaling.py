@@ -51,7 +51,10 @@ def test_lbfgs_start_scaling_solves_misra1a():
     assert int(sol.stats["num_fn_evals"]) <= 80
 
     plain = qn.minimise(f, qn.LBFGS(scaling="none", **tol), y0, max_steps=1000)
-    assert abs(2 * float(f(plain.value)) - problem.certified_rss) <= 1e-8 * problem.certified_rss
+    assert (
+        abs(2 * float(f(plain.value)) - problem.certified_rss)
+        <= 1e-8 * problem.certified_rss
+    )
     assert int(plain.stats["num_fn_evals"]) >= 85
 
 
@@ -137,17 +140,23 @@ def test_diagonal_update_is_diagonal_of_scaled_bfgs_update():
     # B⁺ = B − BssᵀB/(sᵀBs) + yyᵀ/(sᵀy); the new diagonal is 1/diag(B⁺).
     n = 5
     s = jax.random.normal(jax.random.key(0), (n,))
-    y = s * jnp.linspace(0.5, 20.0, n) + 0.1 * jax.random.normal(jax.random.key(1), (n,))
+    y = s * jnp.linspace(0.5, 20.0, n) + 0.1 * jax.random.normal(
+        jax.random.key(1), (n,)
+    )
     sy = jnp.dot(s, y)
     assert sy > 0
     d = jnp.array([1.0, 0.3, 2.0, 0.05, 1.5])
     b = (jnp.dot(y, d * y) / sy) * jnp.diag(1.0 / d)
     bs = b @ s
     b_new = b - jnp.outer(bs, bs) / jnp.dot(s, bs) + jnp.outer(y, y) / sy
-    np.testing.assert_allclose(_diagonal_update(d, s, y, sy), 1.0 / jnp.diag(b_new), rtol=1e-12)
+    np.testing.assert_allclose(
+        _diagonal_update(d, s, y, sy), 1.0 / jnp.diag(b_new), rtol=1e-12
+    )
     # The Oren–Luenberger scaling makes the update independent of D's overall
     # size: 1000·D gives the same new diagonal.
-    np.testing.assert_allclose(_diagonal_update(1000.0 * d, s, y, sy), 1.0 / jnp.diag(b_new), rtol=1e-12)
+    np.testing.assert_allclose(
+        _diagonal_update(1000.0 * d, s, y, sy), 1.0 / jnp.diag(b_new), rtol=1e-12
+    )
 
 
 def test_diagonal_init_learns_per_unknown_scales():
@@ -165,7 +174,9 @@ def test_diagonal_init_learns_per_unknown_scales():
     diagonal = qn.minimise(f, qn.LBFGS(**tol), jnp.zeros(8), max_steps=1000)
     assert int(diagonal.stats["num_fn_evals"]) <= 60
     assert float(jnp.max(jnp.abs(diagonal.value - 1.0))) <= 1e-8
-    scaled = qn.minimise(f, qn.LBFGS(init="scaled", **tol), jnp.zeros(8), max_steps=1000)
+    scaled = qn.minimise(
+        f, qn.LBFGS(init="scaled", **tol), jnp.zeros(8), max_steps=1000
+    )
     assert int(scaled.stats["num_fn_evals"]) >= 100
 
 
@@ -176,8 +187,12 @@ def test_diagonal_reset_returns_to_start_shape():
     x = jnp.array([500.0, 1e-4])
     state = model.init_state(x, None)
     np.testing.assert_allclose(state.diag, [1.0, 4e-14], rtol=1e-12)
-    ev0 = qn._problem.Evaluation(f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None)
-    ev1 = qn._problem.Evaluation(f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None)
+    ev0 = qn._problem.Evaluation(
+        f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None
+    )
+    ev1 = qn._problem.Evaluation(
+        f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None
+    )
     learnt = model.update(state, jnp.array([-0.1, -1e-6]), ev0, ev1)
     assert int(learnt.count) == 1
     assert not np.allclose(learnt.diag, state.diag)
@@ -201,7 +216,10 @@ def test_bfgs_start_scaling_on_misra1a():
     y0 = jnp.asarray(problem.starts[0])
     tol = {"rtol": 1e-8, "atol": 1e-8}
     scaled = qn.minimise(f, qn.BFGS(**tol), y0, max_steps=1000)
-    assert abs(2 * float(f(scaled.value)) - problem.certified_rss) <= 1e-8 * problem.certified_rss
+    assert (
+        abs(2 * float(f(scaled.value)) - problem.certified_rss)
+        <= 1e-8 * problem.certified_rss
+    )
     assert int(scaled.stats["num_fn_evals"]) <= 80
     plain = qn.minimise(f, qn.BFGS(scaling="none", **tol), y0, max_steps=1000)
     assert int(plain.stats["num_fn_evals"]) >= 80
@@ -211,8 +229,12 @@ def test_bfgs_starts_from_and_resets_to_the_start_shape():
     model = qn.curvature.BFGS()
     state = model.init_state(jnp.array([500.0, 1e-4]), None)
     np.testing.assert_allclose(state.inverse, np.diag([1.0, 4e-14]), rtol=1e-12)
-    ev0 = qn._problem.Evaluation(f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None)
-    ev1 = qn._problem.Evaluation(f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None)
+    ev0 = qn._problem.Evaluation(
+        f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None
+    )
+    ev1 = qn._problem.Evaluation(
+        f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None
+    )
     learnt = model.update(state, jnp.array([-0.1, -1e-6]), ev0, ev1)
     assert int(learnt.count) == 1
     reset = model.reset(learnt)

@@ -48,7 +48,16 @@ def _scipy_fit(args, start):
         qn.LevenbergMarquardtCG(),
         qn.LBFGS(),
     ],
-    ids=["lm-qr", "lm-cholesky", "lm-marquardt", "lm-matrix-free", "gn", "gn-wolfe", "lm-cg", "lbfgs"],
+    ids=[
+        "lm-qr",
+        "lm-cholesky",
+        "lm-marquardt",
+        "lm-matrix-free",
+        "gn",
+        "gn-wolfe",
+        "lm-cg",
+        "lbfgs",
+    ],
 )
 def test_exp_decay_matches_scipy(solver):
     args = _data(jax.random.PRNGKey(0))
@@ -57,7 +66,10 @@ def test_exp_decay_matches_scipy(solver):
     assert sol.result == qn.RESULTS.successful
     np.testing.assert_allclose(sol.value, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sol.stats["value"], cost, rtol=1e-8)
-    if "num_jac_evals" in sol.stats and solver.curvature.__class__.__name__ == "GaussNewton":
+    if (
+        "num_jac_evals" in sol.stats
+        and solver.curvature.__class__.__name__ == "GaussNewton"
+    ):
         assert int(sol.stats["num_jac_evals"]) >= int(sol.stats["num_accepted_steps"])
 
 
@@ -80,13 +92,17 @@ def test_vmap_1000_fits_returns_full_solution():
     # Optimistix 0.1.0 fails to return the Solution from vmap for LM; we return it
     # whole, one fit per element, each matching SciPy's fit of the same data.
     keys = jax.random.split(jax.random.PRNGKey(2), 1000)
-    truths = jax.random.uniform(jax.random.PRNGKey(3), (1000, 3), minval=0.5, maxval=2.0)
+    truths = jax.random.uniform(
+        jax.random.PRNGKey(3), (1000, 3), minval=0.5, maxval=2.0
+    )
     ys = jax.vmap(lambda k, p: _data(k, *p)[1])(keys, truths)
 
     @jax.jit
     def fit(ys):
         return jax.vmap(
-            lambda y: qn.least_squares(exp_decay, qn.LevenbergMarquardt(), jnp.array([1.0, 1.0, 0.0]), (T, y))
+            lambda y: qn.least_squares(
+                exp_decay, qn.LevenbergMarquardt(), jnp.array([1.0, 1.0, 0.0]), (T, y)
+            )
         )(ys)
 
     sol = fit(ys)
@@ -108,7 +124,11 @@ def _nan_beyond(params, args):
     return jnp.where(params[1] > 3.0, jnp.nan, r)
 
 
-@pytest.mark.parametrize("solver", [qn.LevenbergMarquardt(), qn.LevenbergMarquardtCG(), qn.GaussNewton()], ids=["lm", "lm-cg", "gn"])
+@pytest.mark.parametrize(
+    "solver",
+    [qn.LevenbergMarquardt(), qn.LevenbergMarquardtCG(), qn.GaussNewton()],
+    ids=["lm", "lm-cg", "gn"],
+)
 def test_nan_trial_is_rejected_and_solve_continues(solver):
     args = _data(jax.random.PRNGKey(4), a=3.0, b=2.5, c=0.2)
     start = jnp.array([0.5, 2.9, 1.0])
@@ -130,7 +150,14 @@ def test_all_trials_nan_never_reports_success_at_start():
         r = exp_decay(params, args)
         return jnp.where(jnp.all(params == start), r, jnp.nan)
 
-    sol = qn.least_squares(fn, qn.LevenbergMarquardt(), start, _data(jax.random.PRNGKey(5)), throw=False, max_steps=200)
+    sol = qn.least_squares(
+        fn,
+        qn.LevenbergMarquardt(),
+        start,
+        _data(jax.random.PRNGKey(5)),
+        throw=False,
+        max_steps=200,
+    )
     assert sol.result != qn.RESULTS.successful
     assert sol.result == qn.RESULTS.nonfinite
     np.testing.assert_array_equal(sol.value, start)
@@ -138,7 +165,14 @@ def test_all_trials_nan_never_reports_success_at_start():
 
 def test_loss_history_records_every_iteration():
     args = _data(jax.random.PRNGKey(6))
-    sol = qn.least_squares(exp_decay, qn.LevenbergMarquardt(), jnp.array([1.0, 1.0, 0.0]), args, history=True, max_steps=100)
+    sol = qn.least_squares(
+        exp_decay,
+        qn.LevenbergMarquardt(),
+        jnp.array([1.0, 1.0, 0.0]),
+        args,
+        history=True,
+        max_steps=100,
+    )
     hist = np.asarray(sol.stats["loss_history"])
     steps = int(sol.stats["num_steps"])
     assert hist.shape == (101,)
@@ -162,7 +196,12 @@ def test_gradient_through_least_squares():
     A = jax.random.normal(jax.random.PRNGKey(7), (12, 4))
 
     def solve(b):
-        return qn.least_squares(lambda y, b: A @ y - b, qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12), jnp.zeros(4), b).value
+        return qn.least_squares(
+            lambda y, b: A @ y - b,
+            qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12),
+            jnp.zeros(4),
+            b,
+        ).value
 
     jac = jax.jacobian(solve)(jnp.arange(12.0))
     np.testing.assert_allclose(jac, np.linalg.pinv(np.asarray(A)), atol=1e-9)
@@ -188,6 +227,11 @@ def test_diagnostics_against_dense():
     k = 20_000
     stderr_residual = np.sqrt(2 * (diag**2 - np.sum(J**4, axis=0)) / k)
     stderr_hutchinson = np.sqrt((np.sum(B**2, axis=1) - diag**2) / k)
-    for method, stderr in (("residual", stderr_residual), ("hutchinson", stderr_hutchinson)):
-        estimate = np.asarray(qn.diagnostics.jtj_diagonal(fn, y, 0.0, num_probes=k, method=method))
+    for method, stderr in (
+        ("residual", stderr_residual),
+        ("hutchinson", stderr_hutchinson),
+    ):
+        estimate = np.asarray(
+            qn.diagnostics.jtj_diagonal(fn, y, 0.0, num_probes=k, method=method)
+        )
         assert np.all(np.abs(estimate - diag) <= 4 * stderr + 1e-12), method

@@ -20,7 +20,9 @@ def _search(descent, phi, dphi, alpha0=1.0):
         )
         if bool(accept):
             return float(alpha), trial
-        assert not bool(failed), f"search failed after {trial} trials at α = {float(alpha)}"
+        assert not bool(failed), (
+            f"search failed after {trial} trials at α = {float(alpha)}"
+        )
         state = new_state
     raise AssertionError("no decision after 100 trials")
 
@@ -41,7 +43,9 @@ def dphi(alpha):
     return jnp.asarray(-A + C * alpha)
 
 
-@pytest.mark.parametrize("descent", [qn.descent.Backtracking(), qn.descent.Zoom()], ids=["armijo", "wolfe"])
+@pytest.mark.parametrize(
+    "descent", [qn.descent.Backtracking(), qn.descent.Zoom()], ids=["armijo", "wolfe"]
+)
 def test_an_overshooting_first_step_shrinks_tenfold_per_trial(descent):
     alpha, trials = _search(descent, phi, dphi)
     assert trials <= 12, trials
@@ -53,6 +57,10 @@ def test_extrapolation_grows_at_least_tenfold_in_four_trials():
     # φ(α) = −aα + ½cα² with α* = 1e3 from a first step of 1: Zoom extrapolates
     # (the cubic's minimiser is beyond the growth limit, so it is clamped to 4× the
     # last increase) and finds an acceptable step in a handful of trials.
-    alpha, trials = _search(qn.descent.Zoom(), lambda a: jnp.asarray(-a + 0.5e-3 * a**2), lambda a: jnp.asarray(-1 + 1e-3 * a))
+    alpha, trials = _search(
+        qn.descent.Zoom(),
+        lambda a: jnp.asarray(-a + 0.5e-3 * a**2),
+        lambda a: jnp.asarray(-1 + 1e-3 * a),
+    )
     assert trials <= 8, trials
     assert 100 < alpha < 2e3

@@ -20,7 +20,9 @@ def _badly_scaled_problem():
     b = jax.random.normal(key_b, (M,))
 
     def residual(y, args):
-        return A @ (s * y) + 0.1 * jnp.concatenate([jnp.sin(s * y), jnp.zeros(M - N)]) - b
+        return (
+            A @ (s * y) + 0.1 * jnp.concatenate([jnp.sin(s * y), jnp.zeros(M - N)]) - b
+        )
 
     return residual
 
@@ -33,9 +35,9 @@ def _solve(preconditioner):
         rtol=1e-10,
         atol=1e-10,
     )
-    return jax.jit(lambda y0: qn.least_squares(_badly_scaled_problem(), solver, y0, max_steps=100))(
-        jnp.zeros(N)
-    )
+    return jax.jit(
+        lambda y0: qn.least_squares(_badly_scaled_problem(), solver, y0, max_steps=100)
+    )(jnp.zeros(N))
 
 
 def test_jacobi_preconditioning_needs_fewer_cg_iterations():
@@ -44,7 +46,11 @@ def test_jacobi_preconditioning_needs_fewer_cg_iterations():
     hutch = _solve(qn.linear.Jacobi(diagonal="hutchinson", num_probes=16))
     counts = {
         name: (int(sol.stats["num_linear_steps"]), int(sol.stats["num_steps"]))
-        for name, sol in (("plain CG", plain), ("Jacobi exact", exact), ("Jacobi Hutchinson", hutch))
+        for name, sol in (
+            ("plain CG", plain),
+            ("Jacobi exact", exact),
+            ("Jacobi Hutchinson", hutch),
+        )
     }
     print("\nCG iterations (total, LM steps):", counts)
     for sol in (plain, exact, hutch):
@@ -80,7 +86,9 @@ def _denoise_problem(side):
     key = jax.random.PRNGKey(1)
     grid = jnp.linspace(-1, 1, side, dtype=jnp.float32)
     u, v = jnp.meshgrid(grid, grid)
-    truth = (u**2 + v**2 < 0.4).astype(jnp.float32) + 0.5 * jnp.exp(-((u - 0.3) ** 2 + v**2) * 8)
+    truth = (u**2 + v**2 < 0.4).astype(jnp.float32) + 0.5 * jnp.exp(
+        -((u - 0.3) ** 2 + v**2) * 8
+    )
     observed = truth + 0.1 * jax.random.normal(key, truth.shape, jnp.float32)
 
     def residual(x, observed):
@@ -98,7 +106,9 @@ def test_matrix_free_denoising_float32_never_forms_jacobian(side):
     n = side * side
     m = n + 2 * side * (side - 1)
     solver = qn.LevenbergMarquardtCG()
-    solve = jax.jit(lambda y0, obs: qn.least_squares(residual, solver, y0, obs, max_steps=100))
+    solve = jax.jit(
+        lambda y0, obs: qn.least_squares(residual, solver, y0, obs, max_steps=100)
+    )
     sol = solve(observed, observed)
     assert sol.value.dtype == jnp.float32
     assert sol.result == qn.RESULTS.successful
@@ -107,11 +117,13 @@ def test_matrix_free_denoising_float32_never_forms_jacobian(side):
     noisy = float(jnp.linalg.norm(observed - truth) / jnp.linalg.norm(truth))
     assert error < 0.8 * noisy
     # Optimality: the gradient Jᵀr is tiny compared with its size at the start.
-    g0 = jax.grad(lambda x: 0.5 * sum(jnp.sum(r**2) for r in residual(x, observed)))(observed)
+    g0 = jax.grad(lambda x: 0.5 * sum(jnp.sum(r**2) for r in residual(x, observed)))(
+        observed
+    )
     assert float(sol.stats["gradient_norm"]) < 1e-2 * float(jnp.max(jnp.abs(g0)))
     # J (m × n) is never formed: no intermediate array anywhere in the compiled
     # computation comes within a factor 100 of m·n entries.
-    jaxpr = jax.make_jaxpr(lambda y0, obs: qn.least_squares(residual, solver, y0, obs, max_steps=100))(
-        observed, observed
-    )
+    jaxpr = jax.make_jaxpr(
+        lambda y0, obs: qn.least_squares(residual, solver, y0, obs, max_steps=100)
+    )(observed, observed)
     assert _largest_intermediate(jaxpr.jaxpr) < m * n / 100

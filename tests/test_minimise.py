@@ -22,7 +22,9 @@ def test_lbfgs_rosenbrock_within_45_evaluations():
     # evaluations (each loop step of L-BFGS is one evaluation: 44 steps after the
     # start's). The relative tests then go on to the gradient test, 3 more
     # evaluations, and stop within 1e-12 of the minimiser.
-    early = qn.minimise(rosenbrock, qn.LBFGS(), jnp.asarray(Y0), max_steps=44, throw=False)
+    early = qn.minimise(
+        rosenbrock, qn.LBFGS(), jnp.asarray(Y0), max_steps=44, throw=False
+    )
     assert int(early.stats["num_fn_evals"]) == 45
     assert float(jnp.linalg.norm(early.value - 1.0)) < 1e-6
     sol = qn.minimise(rosenbrock, qn.LBFGS(), jnp.asarray(Y0))
@@ -34,7 +36,9 @@ def test_lbfgs_rosenbrock_within_45_evaluations():
     )
     # To SciPy's accuracy no slower than SciPy by more than one evaluation.
     assert int(early.stats["num_fn_evals"]) <= reference.nfev + 1
-    assert float(jnp.linalg.norm(early.value - 1.0)) <= np.linalg.norm(reference.x - 1.0)
+    assert float(jnp.linalg.norm(early.value - 1.0)) <= np.linalg.norm(
+        reference.x - 1.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,7 +66,8 @@ def test_armijo_lbfgs_memory_does_not_freeze():
     # With Armijo-only steps some pairs have sᵀy ≤ 0; skipping them (and resetting
     # after repeated skips) must keep the method superlinear, unlike a frozen memory.
     solver = qn.Solver(
-        curvature=qn.curvature.LBFGS(safeguard="damp"), descent=qn.descent.Backtracking()
+        curvature=qn.curvature.LBFGS(safeguard="damp"),
+        descent=qn.descent.Backtracking(),
     )
     sol = qn.minimise(rosenbrock, solver, jnp.asarray(Y0), max_steps=500)
     assert sol.result == qn.RESULTS.successful
@@ -101,7 +106,9 @@ def test_pytree_y0_and_aux_and_history():
     steps = int(sol.stats["num_steps"])
     assert hist.shape == (51,)
     assert hist[0] == pytest.approx(6 * 1.0 + 4 * 4.0)
-    assert np.all(np.isfinite(hist[: steps + 1])) and np.all(np.isnan(hist[steps + 1 :]))
+    assert np.all(np.isfinite(hist[: steps + 1])) and np.all(
+        np.isnan(hist[steps + 1 :])
+    )
     # The recorded objective never increases: it is the accepted iterate's value.
     assert np.all(np.diff(hist[: steps + 1]) <= 0)
 
@@ -141,7 +148,9 @@ def test_tolerance_below_precision_ends_as_precision_not_failure():
     # rtol = atol = 0 cannot be met; the solve must end at the precision floor and
     # say so, instead of reporting a failed search.
     def f(y, args):
-        return jnp.sum(jnp.linspace(1.0, 10.0, 5) * (y - 1.0) ** 2) + 0.1 * jnp.sum(y**4)
+        return jnp.sum(jnp.linspace(1.0, 10.0, 5) * (y - 1.0) ** 2) + 0.1 * jnp.sum(
+            y**4
+        )
 
     sol = qn.minimise(f, qn.LBFGS(rtol=0.0, atol=0.0), jnp.zeros(5), max_steps=200)
     assert sol.result == qn.RESULTS.successful
@@ -159,7 +168,10 @@ def test_float32_rosenbrock():
 def test_parts_may_hold_array_fields():
     # Parts are eqx.Modules; an array-valued hyperparameter (e.g. traced, or to be
     # differentiated) must work like a Python float.
-    solver = qn.Solver(curvature=qn.curvature.LBFGS(init="ase", alpha=jnp.array(70.0)), descent=qn.descent.Zoom())
+    solver = qn.Solver(
+        curvature=qn.curvature.LBFGS(init="ase", alpha=jnp.array(70.0)),
+        descent=qn.descent.Zoom(),
+    )
     sol = qn.minimise(rosenbrock, solver, jnp.asarray(Y0), max_steps=500)
     assert float(jnp.linalg.norm(sol.value - 1.0)) < 1e-5
 

@@ -12,8 +12,14 @@ import quasinewton as qn
 COMPOSITIONS = {
     "dense-armijo": qn.Newton(materialise=True),
     "hvp-cg-armijo": qn.Newton(materialise=False),
-    "dense-trust-region": qn.Solver(curvature=qn.curvature.Newton(materialise=True), descent=qn.descent.TrustRegion()),
-    "hvp-cg-trust-region": qn.Solver(curvature=qn.curvature.Newton(materialise=False), descent=qn.descent.TrustRegion()),
+    "dense-trust-region": qn.Solver(
+        curvature=qn.curvature.Newton(materialise=True),
+        descent=qn.descent.TrustRegion(),
+    ),
+    "hvp-cg-trust-region": qn.Solver(
+        curvature=qn.curvature.Newton(materialise=False),
+        descent=qn.descent.TrustRegion(),
+    ),
 }
 
 
@@ -23,7 +29,11 @@ def test_one_step_on_a_quadratic(materialise):
     # first trial (α = 1) is accepted and the gradient test fires: one step.
     A = jnp.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
     b = jnp.array([1.0, -2.0, 0.5])
-    sol = qn.minimise(lambda y, _: 0.5 * y @ A @ y - b @ y, qn.Newton(materialise=materialise), jnp.zeros(3))
+    sol = qn.minimise(
+        lambda y, _: 0.5 * y @ A @ y - b @ y,
+        qn.Newton(materialise=materialise),
+        jnp.zeros(3),
+    )
     assert sol.result == qn.RESULTS.successful
     np.testing.assert_allclose(sol.value, np.linalg.solve(A, b), rtol=1e-6)
     assert int(sol.stats["num_accepted_steps"]) == 1
@@ -34,12 +44,21 @@ def test_extended_rosenbrock(name):
     # MGH problem 21 (n = 10) from its standard start; f* = 0 at y = 1.
     problem = problems.get("extended_rosenbrock")
     y0 = jnp.asarray(problem.x0)
-    sol = qn.minimise(lambda y, _: problem.objective(y), COMPOSITIONS[name], y0, max_steps=500)
+    sol = qn.minimise(
+        lambda y, _: problem.objective(y), COMPOSITIONS[name], y0, max_steps=500
+    )
     assert sol.result == qn.RESULTS.successful
     assert float(jnp.max(jnp.abs(sol.value - 1.0))) < 1e-5
     # SciPy's exact-Hessian trust region on the same problem, for scale: both are
     # second-order, so both need tens of iterations, not hundreds.
-    value, grad, hess = (jax.jit(f) for f in (problem.objective, jax.grad(problem.objective), jax.hessian(problem.objective)))
+    value, grad, hess = (
+        jax.jit(f)
+        for f in (
+            problem.objective,
+            jax.grad(problem.objective),
+            jax.hessian(problem.objective),
+        )
+    )
     ref = scipy.optimize.minimize(
         lambda y: float(value(y)),
         problem.x0,
@@ -48,7 +67,9 @@ def test_extended_rosenbrock(name):
         method="trust-exact",
     )
     assert ref.success and np.allclose(ref.x, 1.0, atol=1e-5)
-    print(f"\n{name}: {int(sol.stats['num_accepted_steps'])} steps; SciPy trust-exact {ref.nit}")
+    print(
+        f"\n{name}: {int(sol.stats['num_accepted_steps'])} steps; SciPy trust-exact {ref.nit}"
+    )
     assert int(sol.stats["num_accepted_steps"]) <= 3 * ref.nit
 
 
@@ -68,4 +89,7 @@ def test_trust_region_newton_never_passes_a_failed_solve_for_convergence():
     assert float(jnp.max(jnp.abs(grad))) < 1e-5
     eigenvalues = np.linalg.eigvalsh(np.asarray(jax.hessian(chained)(sol.value, None)))
     assert eigenvalues.min() > 0  # a minimum, not a saddle
-    assert float(sol.stats["value"]) in (pytest.approx(0.0, abs=1e-10), pytest.approx(3.98662385, rel=1e-6))
+    assert float(sol.stats["value"]) in (
+        pytest.approx(0.0, abs=1e-10),
+        pytest.approx(3.98662385, rel=1e-6),
+    )

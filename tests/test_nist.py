@@ -9,9 +9,14 @@ same 54 runs: SciPy lm with exact Jacobian 53, Optimistix LM 52, JAXopt LM 49.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import nist
 import quasinewton as qn
+
+# Long (54 NIST StRD runs to certified digits):
+# run by CI and by `python3 run.py test -m slow`.
+pytestmark = pytest.mark.slow
 
 # The one run we do not solve: MGH10 (Meyer's function) from start 1 = (2, 4e5, 2.5e4)
 # crawls along a curved valley and is still far off after 1000 steps. SciPy's lm

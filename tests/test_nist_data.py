@@ -18,7 +18,7 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-import nist  # noqa: E402  (tests/ is on sys.path under pytest's default import mode)
+import nist
 
 PROBLEMS = {name: nist.load(name) for name in nist.NAMES}
 

@@ -21,19 +21,19 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import contextlib  # noqa: E402
-import ctypes  # noqa: E402
-import functools  # noqa: E402
-import math  # noqa: E402
-import pathlib  # noqa: E402
+import contextlib
+import ctypes
+import functools
+import math
+import pathlib
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
 
-import problems  # noqa: E402
-from problems import PROBLEMS, get  # noqa: E402
+import problems
+from problems import PROBLEMS, get
 
 NAMES = [p.name for p in PROBLEMS]
 NIST_DIR = pathlib.Path(__file__).parent / "data" / "nist"
@@ -56,7 +56,7 @@ def _make_evaluator(p):
     return call
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _evaluator(name):
     return _make_evaluator(get(name))
 
@@ -98,8 +98,9 @@ def test_objective_is_jittable_sum_of_squares(name):
     np.testing.assert_allclose(f, np.sum(r**2), rtol=1e-14)
     assert g.shape == (p.n,) and np.all(np.isfinite(g))
     # gradient of sum(r^2) is 2 J^T r
-    np.testing.assert_allclose(g, 2 * jac.T @ r, rtol=1e-10,
-                               atol=1e-12 * np.abs(jac.T @ r).max())
+    np.testing.assert_allclose(
+        g, 2 * jac.T @ r, rtol=1e-10, atol=1e-12 * np.abs(jac.T @ r).max()
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -178,23 +179,52 @@ F_OTHER_REFERENCE = [
     (lambda: get("helical_valley"), [-10.0, 0.0, 0.0], 10600.0, _MW_TOL, MW),
     (lambda: get("bard"), [10.0, 10.0, 10.0], 1306.234, _MW_TOL, MW),
     (lambda: get("osborne1"), [0.5, 1.5, 1.0, 0.01, 0.02], 16.17411, _MW_TOL, MW),
-    (lambda: get("osborne2"),
-     list(10 * get("osborne2").x0), 199.6847, _MW_TOL, MW),
-    (lambda: get("brown_dennis"),
-     [250.0, 50.0, -50.0, -10.0], 3.081064e11, _MW_TOL, MW),
+    (lambda: get("osborne2"), list(10 * get("osborne2").x0), 199.6847, _MW_TOL, MW),
+    (
+        lambda: get("brown_dennis"),
+        [250.0, 50.0, -50.0, -10.0],
+        3.081064e11,
+        _MW_TOL,
+        MW,
+    ),
     (lambda: get("watson6"), [0.5] * 6, 16.43083, _MW_TOL, MW),
     (lambda: get("watson"), [0.5] * 9, 26.90417, _MW_TOL, MW),
-    (lambda: problems.make_chebyquad(6), list(np.arange(1, 7) / 7),
-     4.642817e-2, _MW_TOL, MW),
-    (lambda: problems.make_chebyquad(7), list(np.arange(1, 8) / 8),
-     3.377064e-2, _MW_TOL, MW),
-    (lambda: problems.make_chebyquad(9), list(np.arange(1, 10) / 10),
-     2.888298e-2, _MW_TOL, MW),
+    (
+        lambda: problems.make_chebyquad(6),
+        list(np.arange(1, 7) / 7),
+        4.642817e-2,
+        _MW_TOL,
+        MW,
+    ),
+    (
+        lambda: problems.make_chebyquad(7),
+        list(np.arange(1, 8) / 8),
+        3.377064e-2,
+        _MW_TOL,
+        MW,
+    ),
+    (
+        lambda: problems.make_chebyquad(9),
+        list(np.arange(1, 10) / 10),
+        2.888298e-2,
+        _MW_TOL,
+        MW,
+    ),
     (lambda: get("beale"), [1.0, 4.0], 4624.453125, 1e-14, GONUM),
-    (lambda: problems.make_extended_powell(8),
-     [3.0, -1.0, 0.0, 3.0] * 2, 190.0, 1e-14, GONUM),
-    (lambda: problems.make_extended_rosenbrock(4),
-     [-1.2, 1.0, -1.2, 1.0], 48.4, 1e-14, EXACT),
+    (
+        lambda: problems.make_extended_powell(8),
+        [3.0, -1.0, 0.0, 3.0] * 2,
+        190.0,
+        1e-14,
+        GONUM,
+    ),
+    (
+        lambda: problems.make_extended_rosenbrock(4),
+        [-1.2, 1.0, -1.2, 1.0],
+        48.4,
+        1e-14,
+        EXACT,
+    ),
     (lambda: problems.make_watson(6), [0.0] * 6, 30.0, 1e-14, GONUM),
 ]
 
@@ -230,8 +260,11 @@ def test_reference_tables_cover_collection():
     assert set(GRAD_X0_REFERENCE) <= set(NAMES)
     # Only problems without any published/hand value at x0 are left out.
     missing = set(NAMES) - set(F0_REFERENCE)
-    assert missing <= {"osborne1", "discrete_boundary_value",
-                       "discrete_integral_equation"}, missing
+    assert missing <= {
+        "osborne1",
+        "discrete_boundary_value",
+        "discrete_integral_equation",
+    }, missing
 
 
 @pytest.mark.parametrize("name", sorted(F0_REFERENCE))
@@ -270,8 +303,11 @@ def _ref_broyden_banded(x):
     n = len(x)
     r = []
     for i in range(1, n + 1):
-        s = sum(x[j - 1] * (1 + x[j - 1])
-                for j in range(max(1, i - 5), min(n, i + 1) + 1) if j != i)
+        s = sum(
+            x[j - 1] * (1 + x[j - 1])
+            for j in range(max(1, i - 5), min(n, i + 1) + 1)
+            if j != i
+        )
         r.append(x[i - 1] * (2 + 5 * x[i - 1] ** 2) + 1 - s)
     return r
 
@@ -279,16 +315,19 @@ def _ref_broyden_banded(x):
 def _ref_broyden_tridiagonal(x):
     n = len(x)
     xx = [0.0] + list(x) + [0.0]
-    return [(3 - 2 * xx[i]) * xx[i] - xx[i - 1] - 2 * xx[i + 1] + 1
-            for i in range(1, n + 1)]
+    return [
+        (3 - 2 * xx[i]) * xx[i] - xx[i - 1] - 2 * xx[i + 1] + 1 for i in range(1, n + 1)
+    ]
 
 
 def _ref_discrete_boundary_value(x):
     n = len(x)
     h = 1 / (n + 1)
     xx = [0.0] + list(x) + [0.0]
-    return [2 * xx[i] - xx[i - 1] - xx[i + 1] + h**2 * (xx[i] + i * h + 1) ** 3 / 2
-            for i in range(1, n + 1)]
+    return [
+        2 * xx[i] - xx[i - 1] - xx[i + 1] + h**2 * (xx[i] + i * h + 1) ** 3 / 2
+        for i in range(1, n + 1)
+    ]
 
 
 def _ref_discrete_integral_equation(x):
@@ -315,8 +354,10 @@ def _ref_chebyquad(x):
 def _ref_trigonometric(x):
     n = len(x)
     c = sum(math.cos(xj) for xj in x)
-    return [n - c + i * (1 - math.cos(x[i - 1])) - math.sin(x[i - 1])
-            for i in range(1, n + 1)]
+    return [
+        n - c + i * (1 - math.cos(x[i - 1])) - math.sin(x[i - 1])
+        for i in range(1, n + 1)
+    ]
 
 
 def _ref_watson(x):
@@ -396,16 +437,20 @@ def _read_nist(fname):
     lines = (NIST_DIR / fname).read_text().splitlines()
     # the table follows the last "Data:" line (the header also has "Data:" lines)
     start = max(i for i, ln in enumerate(lines) if ln.strip().startswith("Data:"))
-    data = np.array([[float(v) for v in ln.split()] for ln in lines[start + 1 :]
-                     if ln.strip()])
+    data = np.array(
+        [[float(v) for v in ln.split()] for ln in lines[start + 1 :] if ln.strip()]
+    )
     certified = []
     for ln in lines:
         parts = ln.split()
         # "b1 = <start 1> <start 2> <certified value> <standard deviation>"
         if len(parts) == 6 and parts[0].startswith("b") and parts[1] == "=":
             certified.append(float(parts[4]))
-    rss = next(float(ln.split()[-1]) for ln in lines
-               if ln.startswith("Residual Sum of Squares"))
+    rss = next(
+        float(ln.split()[-1])
+        for ln in lines
+        if ln.startswith("Residual Sum of Squares")
+    )
     return data[:, 0], data[:, 1], np.array(certified), rss  # y, x, b*, RSS
 
 
@@ -616,7 +661,7 @@ def _single_threaded_openblas():
             setter(n)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scipy_run(name, method):
     evaluate = _evaluator(name)  # also returns r and J; cheap at these sizes
 
@@ -626,8 +671,9 @@ def _scipy_run(name, method):
 
     evaluate(get(name).x0)  # compile outside the single-threaded section
     with _single_threaded_openblas():
-        return minimize(fun, get(name).x0, jac=True, method=method,
-                        options=SCIPY_OPTIONS[method])
+        return minimize(
+            fun, get(name).x0, jac=True, method=method, options=SCIPY_OPTIONS[method]
+        )
 
 
 def _tolerance(p, target):
@@ -686,14 +732,18 @@ def test_local_landings_are_documented():
 
 
 def _table():  # pragma: no cover - convenience report: python test_problems_data.py
-    head = f"{'problem':27s} {'n':>3s} {'f*':>13s}  {'BFGS f':>13s} {'nfev':>5s}" \
-           f"  {'L-BFGS-B f':>13s} {'nfev':>5s}"
+    head = (
+        f"{'problem':27s} {'n':>3s} {'f*':>13s}  {'BFGS f':>13s} {'nfev':>5s}"
+        f"  {'L-BFGS-B f':>13s} {'nfev':>5s}"
+    )
     print(head)
     print("-" * len(head))
     for p in PROBLEMS:
         b, lb = _scipy_run(p.name, "BFGS"), _scipy_run(p.name, "L-BFGS-B")
-        print(f"{p.name:27s} {p.n:3d} {p.fstar:13.6e}  {b.fun:13.6e} {b.nfev:5d}"
-              f"  {lb.fun:13.6e} {lb.nfev:5d}")
+        print(
+            f"{p.name:27s} {p.n:3d} {p.fstar:13.6e}  {b.fun:13.6e} {b.nfev:5d}"
+            f"  {lb.fun:13.6e} {lb.nfev:5d}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,7 +64,9 @@ def test_quadratic_minimisation(spec, log_shift, name):
     x0 = target + rng.standard_normal(n)
     # The constant is at most 1e6 in float32, 1e12 in float64 (beyond that it hides
     # f's variation entirely; a non-success result is then the honest answer).
-    shift = np.sign(log_shift) * 10.0 ** min(abs(log_shift), 6.0 if dtype == jnp.float32 else 12.0)
+    shift = np.sign(log_shift) * 10.0 ** min(
+        abs(log_shift), 6.0 if dtype == jnp.float32 else 12.0
+    )
     scale = 10.0**log_scale
 
     def f(y, args):
@@ -74,7 +76,9 @@ def test_quadratic_minimisation(spec, log_shift, name):
 
     solver = getattr(qn, name)()
     args = (jnp.asarray(h, dtype), jnp.asarray(target, dtype))
-    sol = qn.minimise(f, solver, jnp.asarray(x0, dtype), args, throw=False, max_steps=300)
+    sol = qn.minimise(
+        f, solver, jnp.asarray(x0, dtype), args, throw=False, max_steps=300
+    )
     assert sol.result in (
         qn.RESULTS.successful,
         qn.RESULTS.max_steps_reached,
@@ -83,12 +87,18 @@ def test_quadratic_minimisation(spec, log_shift, name):
     )
     if sol.result == qn.RESULTS.successful:
         x = np.asarray(sol.value, np.float64)
-        ok, detail = _certified(lambda y: h @ (y - target), x, x0, np.max(np.abs(h)), dtype, n)
+        ok, detail = _certified(
+            lambda y: h @ (y - target), x, x0, np.max(np.abs(h)), dtype, n
+        )
         assert ok, (detail, sol.stats["termination"])
 
 
 @SETTINGS
-@given(problem, st.integers(0, 20), st.sampled_from(["LevenbergMarquardt", "GaussNewton", "LBFGS"]))
+@given(
+    problem,
+    st.integers(0, 20),
+    st.sampled_from(["LevenbergMarquardt", "GaussNewton", "LBFGS"]),
+)
 def test_linear_least_squares(spec, extra_rows, name):
     n, log_cond, log_scale, seed, dtype = spec
     rng = np.random.default_rng(seed)
@@ -107,11 +117,20 @@ def test_linear_least_squares(spec, extra_rows, name):
 
     solver = getattr(qn, name)()
     args = (jnp.asarray(a, dtype), jnp.asarray(b, dtype))
-    sol = qn.least_squares(residuals, solver, jnp.asarray(x0, dtype), args, throw=False, max_steps=300)
+    sol = qn.least_squares(
+        residuals, solver, jnp.asarray(x0, dtype), args, throw=False, max_steps=300
+    )
     if sol.result == qn.RESULTS.successful:
         x = np.asarray(sol.value, np.float64)
         normal = a.T @ a
-        ok, detail = _certified(lambda y: a.T @ (a @ y - b), x, x0, np.max(np.abs(normal)) + np.max(np.abs(a)) * np.max(np.abs(b)), dtype, m)
+        ok, detail = _certified(
+            lambda y: a.T @ (a @ y - b),
+            x,
+            x0,
+            np.max(np.abs(normal)) + np.max(np.abs(a)) * np.max(np.abs(b)),
+            dtype,
+            m,
+        )
         assert ok, (detail, sol.stats["termination"])
 
 
@@ -120,6 +139,8 @@ def test_property_checks_can_fail():
     # well-conditioned quadratic fails it.
     h = np.eye(3)
     target = np.zeros(3)
-    ok, _ = _certified(lambda y: h @ (y - target), np.ones(3) * 0.5, np.ones(3), 1.0, jnp.float64, 3)
+    ok, _ = _certified(
+        lambda y: h @ (y - target), np.ones(3) * 0.5, np.ones(3), 1.0, jnp.float64, 3
+    )
     assert not ok
     jax.block_until_ready(jnp.zeros(()))

@@ -82,7 +82,10 @@ def _decay_data():
 def _decay_oracle():
     t, y = _decay_data()
     fit = scipy.optimize.least_squares(
-        lambda p: p[0] * np.exp(-p[1] * t) + p[2] - y, [1.0, 1.0, 0.0], xtol=1e-15, ftol=1e-15
+        lambda p: p[0] * np.exp(-p[1] * t) + p[2] - y,
+        [1.0, 1.0, 0.0],
+        xtol=1e-15,
+        ftol=1e-15,
     )
     return fit.x
 
@@ -164,4 +167,6 @@ def test_minimise_under_jit_and_vmap_over_scales():
 
     sols = jax.jit(jax.vmap(solve))(scales)
     assert bool(jnp.all(sols.result == qn.RESULTS.successful))
-    np.testing.assert_allclose(np.asarray(sols.value), np.tile(TARGET, (5, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(sols.value), np.tile(TARGET, (5, 1)), atol=1e-6
+    )

@@ -11,7 +11,11 @@ def test_sharded_batch_matches_unsharded():
     script = Path(__file__).with_name("sharded_fits.py")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])

@@ -33,7 +33,11 @@ REGULAR = np.array([1.0, 0.0])
 def _solution(a, b, dtype, throw, adjoint=qn.ImplicitAdjoint()):
     args = (jnp.asarray(a, dtype), jnp.asarray(b, dtype))
     sol = qn.least_squares(
-        residuals, qn.LevenbergMarquardt(), jnp.zeros(2, dtype), args, throw=throw,
+        residuals,
+        qn.LevenbergMarquardt(),
+        jnp.zeros(2, dtype),
+        args,
+        throw=throw,
         adjoint=adjoint,
     )
     return sol.value
@@ -51,7 +55,7 @@ def test_singular_adjoint_python_and_jit(dtype, throw):
     np.testing.assert_allclose(value(a), [0.5, 0.5], atol=1e-5)
     for jac in (jax.jacrev(value), jax.jit(jax.jacrev(value)), jax.jacfwd(value)):
         np.testing.assert_allclose(jac(a), SINGULAR, atol=1e-5)
-    loss = lambda a: jnp.sum(value(a) ** 2)  # noqa: E731
+    loss = lambda a: jnp.sum(value(a) ** 2)
     # d/da Σ y² = 2·y·dy/da = 2·(0.25 + 0.25) = 1 at a = 1.
     np.testing.assert_allclose(jax.grad(loss)(a), 1.0, atol=1e-5)
 

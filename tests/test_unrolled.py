@@ -37,8 +37,12 @@ def test_cholesky_solve_under_vmap():
     jac = rng.standard_normal((100, 12, 4))
     matrices = np.einsum("bmi,bmj->bij", jac, jac)
     rhs = rng.standard_normal((100, 4))
-    x = jax.jit(jax.vmap(qn.linear.cholesky_solve))(jnp.asarray(matrices), jnp.asarray(rhs))
-    np.testing.assert_allclose(x, np.linalg.solve(matrices, rhs[..., None])[..., 0], rtol=1e-9)
+    x = jax.jit(jax.vmap(qn.linear.cholesky_solve))(
+        jnp.asarray(matrices), jnp.asarray(rhs)
+    )
+    np.testing.assert_allclose(
+        x, np.linalg.solve(matrices, rhs[..., None])[..., 0], rtol=1e-9
+    )
 
 
 T = jnp.linspace(0.0, 4.0, 50)
@@ -62,8 +66,13 @@ def test_default_lm_takes_the_lean_path_by_size():
     assert lm.curvature.specialise(small, jnp.zeros(3)).normal_equations is True
     large = problem(lambda p, a: jnp.concatenate([p, p]), None)
     assert lm.curvature.specialise(large, jnp.zeros(9)).normal_equations is False
-    assert qn.LevenbergMarquardt(linear_solver=lx.QR()).curvature.normal_equations is False
-    assert qn.LevenbergMarquardt(linear_solver=lx.Cholesky()).curvature.normal_equations is True
+    assert (
+        qn.LevenbergMarquardt(linear_solver=lx.QR()).curvature.normal_equations is False
+    )
+    assert (
+        qn.LevenbergMarquardt(linear_solver=lx.Cholesky()).curvature.normal_equations
+        is True
+    )
     with pytest.raises(ValueError, match="dense J"):
         GaussNewton(materialise=False, normal_equations=True)
 
@@ -74,13 +83,17 @@ def test_normal_equations_and_qr_reach_the_same_fits(dtype):
     # the float32 noise floor in float32), each successful.
     truth = jax.random.uniform(jax.random.PRNGKey(7), (200, 3), minval=0.5, maxval=2.0)
     noise = 0.05 * jax.random.normal(jax.random.PRNGKey(8), (200, T.size))
-    ys = (jax.vmap(lambda p: p[0] * jnp.exp(-p[1] * T) + p[2])(truth) + noise).astype(dtype)
+    ys = (jax.vmap(lambda p: p[0] * jnp.exp(-p[1] * T) + p[2])(truth) + noise).astype(
+        dtype
+    )
     y0 = jnp.tile(jnp.array([1.0, 1.0, 0.0], dtype), (200, 1))
     t = T.astype(dtype)
 
     def fit(solver):
-        res = lambda p, y: p[0] * jnp.exp(-p[1] * t) + p[2] - y  # noqa: E731
-        return jax.jit(jax.vmap(lambda p, y: qn.least_squares(res, solver, p, y, throw=False)))(y0, ys)
+        res = lambda p, y: p[0] * jnp.exp(-p[1] * t) + p[2] - y
+        return jax.jit(
+            jax.vmap(lambda p, y: qn.least_squares(res, solver, p, y, throw=False))
+        )(y0, ys)
 
     lean = fit(qn.LevenbergMarquardt())
     qr = fit(qn.LevenbergMarquardt(linear_solver=lx.QR()))
@@ -88,4 +101,8 @@ def test_normal_equations_and_qr_reach_the_same_fits(dtype):
     assert bool(jnp.all(qr.result == qn.RESULTS.successful))
     tol = 1e-6 if dtype == jnp.float64 else 2e-2
     np.testing.assert_allclose(lean.value, qr.value, rtol=tol, atol=tol)
-    np.testing.assert_allclose(lean.stats["value"], qr.stats["value"], rtol=1e-10 if dtype == jnp.float64 else 1e-5)
+    np.testing.assert_allclose(
+        lean.stats["value"],
+        qr.stats["value"],
+        rtol=1e-10 if dtype == jnp.float64 else 1e-5,
+    )

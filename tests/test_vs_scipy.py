@@ -43,6 +43,10 @@ import quasinewton as qn
 from problems import PROBLEMS, get
 from test_problems_data import _single_threaded_openblas
 
+# Long (every Moré–Garbow–Hillstrom problem against SciPy, compiled per solver):
+# run by CI and by `python3 run.py test -m slow`.
+pytestmark = pytest.mark.slow
+
 jax.config.update("jax_enable_x64", True)  # as conftest.py does; float32 is opt-in
 
 NAMES = [p.name for p in PROBLEMS]

@@ -19,13 +19,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BFGS",
+    "LBFGS",
+    "RESULTS",
     "GaussNewton",
     "ImplicitAdjoint",
-    "LBFGS",
     "LevenbergMarquardt",
     "LevenbergMarquardtCG",
     "Newton",
-    "RESULTS",
     "Solution",
     "Solver",
     "Termination",

@@ -2,7 +2,6 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
 
@@ -57,7 +56,9 @@ class ImplicitAdjoint(eqx.Module):
         if can_run_on_host(problem, solver, x0):
             # Nothing is traced, so nothing can be differentiated: no adjoint needed.
             return run_on_host(problem, solver, x0, max_steps, history)
-        x, aux, rest = _implicit(problem, x0, solver, max_steps, history, self.linear_solver)
+        x, aux, rest = _implicit(
+            problem, x0, solver, max_steps, history, self.linear_solver
+        )
         return eqx.tree_at(
             lambda s: (s.x, s.evaluation.aux),
             rest,
@@ -68,7 +69,10 @@ class ImplicitAdjoint(eqx.Module):
 
 def _split(state):
     rest = eqx.tree_at(
-        lambda s: (s.x, s.evaluation.aux), state, (None, None), is_leaf=lambda v: v is None
+        lambda s: (s.x, s.evaluation.aux),
+        state,
+        (None, None),
+        is_leaf=lambda v: v is None,
     )
     return state.x, state.evaluation.aux, rest
 

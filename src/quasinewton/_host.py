@@ -22,7 +22,7 @@ import contextvars
 import functools
 import math
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -30,7 +30,14 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
-from ._loop import LoopState, advance, finish, initial_state, keep_going, placeholder_leaf
+from ._loop import (
+    LoopState,
+    advance,
+    finish,
+    initial_state,
+    keep_going,
+    placeholder_leaf,
+)
 from ._problem import Problem
 
 
@@ -61,7 +68,9 @@ class _Static:
     used `_MAX_INTERNED` are kept; an evicted one is only compared field by field
     again (the compiled functions stay in JAX's caches)."""
 
-    _interned: "collections.OrderedDict[_Static, _Static]" = collections.OrderedDict()
+    _interned: ClassVar["collections.OrderedDict[_Static, _Static]"] = (
+        collections.OrderedDict()
+    )
 
     def __init__(self, *items):
         self.items = items
@@ -80,7 +89,9 @@ class _Static:
         return self._hash
 
     def __eq__(self, other):
-        return isinstance(other, _Static) and (self is other or self.items == other.items)
+        return isinstance(other, _Static) and (
+            self is other or self.items == other.items
+        )
 
 
 def _is_traced(leaf) -> bool:
@@ -140,10 +151,18 @@ def _pack(leaves, layout: tuple, xp) -> tuple:
     one cost ~0.15 ms per iteration, more than the step itself; packed, it is a few
     buffers."""
     packed = tuple(
-        xp.concatenate([xp.reshape(leaf, (-1,)) for leaf, (d, _) in zip(leaves, layout) if d == dtype])
+        xp.concatenate(
+            [
+                xp.reshape(leaf, (-1,))
+                for leaf, (d, _) in zip(leaves, layout, strict=True)
+                if d == dtype
+            ]
+        )
         for dtype in _dtypes(layout)
     )
-    return packed + tuple(leaf for leaf, (d, _) in zip(leaves, layout) if not _packable(d))
+    return packed + tuple(
+        leaf for leaf, (d, _) in zip(leaves, layout, strict=True) if not _packable(d)
+    )
 
 
 def _unpack(buffers, layout: tuple) -> list:
@@ -158,7 +177,9 @@ def _unpack(buffers, layout: tuple) -> list:
             continue
         group = dtypes.index(dtype)
         size = math.prod(shape)
-        leaves.append(buffers[group][starts[group] : starts[group] + size].reshape(shape))
+        leaves.append(
+            buffers[group][starts[group] : starts[group] + size].reshape(shape)
+        )
         starts[group] += size
     return leaves
 
@@ -524,7 +545,9 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
     return (*entry, dyn_leaves)
 
 
-def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> LoopState:
+def run_on_host(
+    problem: Problem, solver, x0, max_steps: int, history: bool
+) -> LoopState:
     """`_loop.run`, with the iterations driven from Python (see the module docstring).
 
     Each iteration is two calls of compiled functions (the loop state passed as one
@@ -557,7 +580,9 @@ def run_on_host(problem: Problem, solver, x0, max_steps: int, history: bool) -> 
     trial, going = x0, jnp.array(True)
     while True:
         ev_leaves = evaluate(dyn_leaves, trial, going)
-        new_buffers, trial, going_next = _advance(step_static, buffers, ev_leaves, limit)
+        new_buffers, trial, going_next = _advance(
+            step_static, buffers, ev_leaves, limit
+        )
         if not bool(going):
             break
         buffers, going = new_buffers, going_next

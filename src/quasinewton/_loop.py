@@ -83,7 +83,12 @@ def placeholder_evaluation(curvature, problem: Problem, x0) -> Evaluation:
 
 
 def initial_state(
-    solver, placeholder: Evaluation, x0, max_steps: int, history: bool, bounded_below: bool
+    solver,
+    placeholder: Evaluation,
+    x0,
+    max_steps: int,
+    history: bool,
+    bounded_below: bool,
 ) -> LoopState:
     """The loop's state before its first iteration, which evaluates `x0`.
 
@@ -135,7 +140,9 @@ def finish(state: LoopState) -> LoopState:
     )
 
 
-def run(problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool):
+def run(
+    problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool
+):
     """Run `solver` on `problem` from `x0`; returns the final `LoopState`.
 
     The start point is evaluated by the loop's first iteration, which accepts it
@@ -257,7 +264,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         RESULTS.successful,
     )
     termination = Termination.where(floor, Termination.precision, Termination.none)
-    for test, ok in reversed(list(zip(tests, passed))):
+    for test, ok in reversed(list(zip(tests, passed, strict=True))):
         termination = Termination.where(ok, test.reason, termination)
     hist = state.history
     if hist is not None:
@@ -275,7 +282,8 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         grad_norm=jnp.max(jnp.abs(ev.grad)),
         started=jnp.array(True),
         num_steps=num_steps,
-        num_accepted_steps=state.num_accepted_steps + (accept & ~first).astype(jnp.int32),
+        num_accepted_steps=state.num_accepted_steps
+        + (accept & ~first).astype(jnp.int32),
         num_fn_evals=state.num_fn_evals + nf + nf_extra,
         num_jac_evals=state.num_jac_evals + nj + nj_extra,
         num_linear_steps=state.num_linear_steps + nlin,
@@ -285,4 +293,3 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         history=hist,
         bounded_below=state.bounded_below,
     )
-

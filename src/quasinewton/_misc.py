@@ -44,7 +44,10 @@ def _checked_jvp(primals, tangents):
     t_x, _ = tangents
     out = _checked(x, code)
     t_x = jnp.zeros_like(x) if t_x is None else t_x
-    return out, (jax.custom_derivatives.zero_from_primal(out[0], symbolic_zeros=True), t_x)
+    return out, (
+        jax.custom_derivatives.zero_from_primal(out[0], symbolic_zeros=True),
+        t_x,
+    )
 
 
 def throw_if_failed(result: RESULTS, x):
@@ -158,7 +161,9 @@ def check_real(
     if below or above:
         left = "-inf" if low is None else f"{low:g}"
         right = "inf" if high is None else f"{high:g}"
-        interval = ("(" if open_low or low is None else "[") + f"{left}, {right}" + (
-            ")" if open_high or high is None else "]"
+        interval = (
+            ("(" if open_low or low is None else "[")
+            + f"{left}, {right}"
+            + (")" if open_high or high is None else "]")
         )
         raise ValueError(f"`{name}` must lie in {interval}, got {v}.")

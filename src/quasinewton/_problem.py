@@ -91,7 +91,9 @@ def concrete_nonfinite(y0: PyTree[Array]) -> bool:
     for leaf in jtu.tree_leaves(y0):
         if isinstance(leaf, jax.core.Tracer):
             return False
-    return any(not bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jtu.tree_leaves(y0))
+    return any(
+        not bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jtu.tree_leaves(y0)
+    )
 
 
 def _split_aux(out, has_aux: bool, name: str):
@@ -152,7 +154,9 @@ def check_output(out, kind: Kind, has_aux: bool):
     else:
         leaves = jtu.tree_leaves(out)
         if not leaves:
-            raise ValueError("`least_squares` needs `fn` to return at least one residual.")
+            raise ValueError(
+                "`least_squares` needs `fn` to return at least one residual."
+            )
         for leaf in leaves:
             struct = _struct(leaf)
             if struct is None or not jnp.issubdtype(struct.dtype, jnp.floating):
@@ -292,7 +296,9 @@ class Problem(eqx.Module):
                     g, (f, aux) = jax.jacfwd(with_value, has_aux=True)(x)
                     return Evaluation(f=f, grad=g, aux=aux)
                 r, jac, aux = self.jacobian(x)
-                return Evaluation(f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=r)
+                return Evaluation(
+                    f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=r
+                )
             if self.kind == "scalar":
                 (f, aux), g = jax.value_and_grad(self.scalar, has_aux=True)(x)
                 return Evaluation(f=f, grad=g, aux=aux)
@@ -313,7 +319,7 @@ class Problem(eqx.Module):
         try:
             if self.autodiff_mode == "reverse":
                 r, vjp_fn, aux = jax.vjp(self.residual, x, has_aux=True)
-                vjp = lambda u: vjp_fn(u)[0]  # noqa: E731
+                vjp = lambda u: vjp_fn(u)[0]
                 jvp = _transposed(vjp, r, "reverse", "products Jv")
                 return r, jvp, vjp, aux
             r, jvp, aux = jax.linearize(self.residual, x, has_aux=True)
@@ -328,6 +334,7 @@ class Problem(eqx.Module):
         n = x.size
         r_struct = jax.eval_shape(lambda z: self.residual(z)[0], x)
         m = r_struct.shape[0]
+
         def with_value(z):
             r, aux = self.residual(z)
             return r, (r, aux)
@@ -366,6 +373,7 @@ def make_problem(
     """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
     y0 = check_y0(y0)
     x0, unravel = _ravel(y0)
+
     # Weakly typed arrays in `args` (a Python float given to `jax.grad`) lose their
     # array type on the way through the adjoint's custom JVP; strongly typed, they
     # keep it. They take the dtype they would have in arithmetic with `y` (float32

@@ -15,7 +15,6 @@ from ._problem import Kind, concrete_nonfinite, make_problem
 from ._solution import Solution
 from .solvers import Solver
 
-
 #: The largest `max_steps`: the loop counts steps (and evaluations) in int32.
 MAX_STEPS = 2**31 - 2
 
@@ -180,7 +179,16 @@ def minimise(
     and a nan among them gives a nan objective (`RESULTS.nonfinite`).
     """
     return _solve(
-        fn, solver, y0, args, "scalar", has_aux, max_steps, throw, history, adjoint,
+        fn,
+        solver,
+        y0,
+        args,
+        "scalar",
+        has_aux,
+        max_steps,
+        throw,
+        history,
+        adjoint,
         autodiff_mode,
     )
 
@@ -231,6 +239,15 @@ def least_squares(
     whose `stats` also count `num_jac_evals`.
     """
     return _solve(
-        fn, solver, y0, args, "residual", has_aux, max_steps, throw, history, adjoint,
+        fn,
+        solver,
+        y0,
+        args,
+        "residual",
+        has_aux,
+        max_steps,
+        throw,
+        history,
+        adjoint,
         autodiff_mode,
     )

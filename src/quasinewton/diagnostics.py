@@ -56,7 +56,9 @@ def max_eigenvalue(
 
     def cond(carry):
         _, estimate, previous, i = carry
-        return (i < max_iterations) & (jnp.abs(estimate - previous) > rtol * jnp.abs(estimate))
+        return (i < max_iterations) & (
+            jnp.abs(estimate - previous) > rtol * jnp.abs(estimate)
+        )
 
     def body(carry):
         v, estimate, _, i = carry

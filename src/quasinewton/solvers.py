@@ -3,7 +3,6 @@
 from typing import Any, Literal
 
 import equinox as eqx
-import jax.numpy as jnp
 import lineax as lx
 
 from ._misc import check_real, default_tolerances
@@ -143,7 +142,9 @@ class Solver(eqx.Module):
         rtol = None
         if self.forcing is not None:
             rtol, forcing_state = self.forcing(ev, forcing_state)
-        context = LinearSolveContext(self.linear_solver, self.preconditioner, rtol, step)
+        context = LinearSolveContext(
+            self.linear_solver, self.preconditioner, rtol, step
+        )
         return context, forcing_state
 
 
@@ -267,7 +268,11 @@ def Newton(
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
     return _line_search_preset(
-        _NewtonCurvature(materialise=materialise), line_search, linear_solver, rtol, atol
+        _NewtonCurvature(materialise=materialise),
+        line_search,
+        linear_solver,
+        rtol,
+        atol,
     )
 
 
@@ -297,7 +302,11 @@ def GaussNewton(
     - `rtol`, `atol`: termination tolerances, see [`quasinewton.Solver`][].
     """
     return _line_search_preset(
-        _gauss_newton(materialise, linear_solver), line_search, linear_solver, rtol, atol
+        _gauss_newton(materialise, linear_solver),
+        line_search,
+        linear_solver,
+        rtol,
+        atol,
     )
 
 

@@ -8,12 +8,12 @@ from .lbfgs import LBFGS, LBFGSState
 from .newton import Newton
 
 __all__ = [
+    "BFGS",
+    "LBFGS",
     "AbstractCurvature",
     "AbstractHessianModel",
-    "BFGS",
     "BFGSState",
     "GaussNewton",
-    "LBFGS",
     "LBFGSState",
     "LinearSolveContext",
     "Model",

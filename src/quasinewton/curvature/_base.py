@@ -63,7 +63,9 @@ class AbstractCurvature(eqx.Module):
         """
         return problem.value_and_grad(x), None, 1, 0
 
-    def specialise(self, problem: Problem, x: Float[Array, " n"]) -> "AbstractCurvature":
+    def specialise(
+        self, problem: Problem, x: Float[Array, " n"]
+    ) -> "AbstractCurvature":
         """This model with any `"auto"` choice resolved for the problem's shapes."""
         del problem, x
         return self
@@ -157,5 +159,7 @@ class AbstractHessianModel(AbstractCurvature):
     @property
     def needs_linearisation(self) -> bool:  # pyright: ignore
         if self.materialise == "auto":
-            raise RuntimeError(f"{type(self).__name__}(materialise='auto') was not specialised.")
+            raise RuntimeError(
+                f"{type(self).__name__}(materialise='auto') was not specialised."
+            )
         return not self.materialise

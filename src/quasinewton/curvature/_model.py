@@ -46,7 +46,9 @@ class Model:
 
     def quadratic(self, p):
         """pᵀBp, the model's curvature along p."""
-        return self.curvature.quadratic(self.state, self.evaluation, self.linearisation, p)
+        return self.curvature.quadratic(
+            self.state, self.evaluation, self.linearisation, p
+        )
 
     def diagonal(self):
         """diag(B), for Marquardt scaling and Jacobi preconditioning."""

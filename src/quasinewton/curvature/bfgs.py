@@ -45,7 +45,9 @@ class BFGS(AbstractCurvature):
 
     def __check_init__(self):
         if self.scaling not in ("start", "none"):
-            raise ValueError(f"scaling must be 'start' or 'none', got {self.scaling!r}.")
+            raise ValueError(
+                f"scaling must be 'start' or 'none', got {self.scaling!r}."
+            )
 
     def init_state(self, x, evaluation):
         diag = start_scaling(x) if self.scaling == "start" else jnp.ones_like(x)
@@ -53,7 +55,9 @@ class BFGS(AbstractCurvature):
 
     @staticmethod
     def _fresh(diag) -> BFGSState:
-        return BFGSState(inverse=jnp.diag(diag), count=jnp.zeros((), jnp.int32), diag=diag)
+        return BFGSState(
+            inverse=jnp.diag(diag), count=jnp.zeros((), jnp.int32), diag=diag
+        )
 
     def update(self, state: BFGSState, step, old: Evaluation, new: Evaluation):
         s = step

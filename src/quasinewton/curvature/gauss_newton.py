@@ -64,7 +64,9 @@ class GaussNewton(AbstractHessianModel):
 
     def __check_init__(self):
         if self.normal_equations is True and self.materialise is False:
-            raise ValueError("normal_equations=True needs a dense J (materialise=True or 'auto').")
+            raise ValueError(
+                "normal_equations=True needs a dense J (materialise=True or 'auto')."
+            )
 
     def evaluate(self, problem: Problem, x):
         if self.materialise:
@@ -75,7 +77,13 @@ class GaussNewton(AbstractHessianModel):
                 matrix, kept = jac.T @ jac, None
             else:
                 matrix, kept = jac, r
-            ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=kept, matrix=matrix)
+            ev = Evaluation(
+                f=0.5 * jnp.sum(r * r),
+                grad=jac.T @ r,
+                aux=aux,
+                residual=kept,
+                matrix=matrix,
+            )
             return ev, None, 1, 1
         r, jvp, vjp, aux = problem.linearise(x)
         ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=vjp(r), aux=aux, residual=r)
@@ -99,9 +107,15 @@ class GaussNewton(AbstractHessianModel):
 
     def _direct(self, solver) -> Literal["cholesky", "qr", None]:
         """Which direct dense solve `solve` uses with this Lineax solver, if any."""
-        if self.normal_equations and (solver is None or isinstance(solver, lx.Cholesky)):
+        if self.normal_equations and (
+            solver is None or isinstance(solver, lx.Cholesky)
+        ):
             return "cholesky"
-        if self.materialise and not self.normal_equations and (solver is None or isinstance(solver, lx.QR)):
+        if (
+            self.materialise
+            and not self.normal_equations
+            and (solver is None or isinstance(solver, lx.QR))
+        ):
             return "qr"
         return None
 
@@ -119,7 +133,9 @@ class GaussNewton(AbstractHessianModel):
                 p = cholesky_solve(normal, -evaluation.grad)
             else:
                 operator = lx.MatrixLinearOperator(normal, lx.positive_semidefinite_tag)
-                p = lx.linear_solve(operator, -evaluation.grad, lx.Cholesky(), throw=False).value
+                p = lx.linear_solve(
+                    operator, -evaluation.grad, lx.Cholesky(), throw=False
+                ).value
             return p, jnp.zeros((), jnp.int32)
         if direct == "qr":
             jac, r = evaluation.matrix, evaluation.residual
@@ -129,7 +145,9 @@ class GaussNewton(AbstractHessianModel):
             else:
                 matrix = jnp.concatenate([jac, jnp.diag(jnp.sqrt(damping))])
                 target = jnp.concatenate([-r, jnp.zeros(n, r.dtype)])
-            sol = lx.linear_solve(lx.MatrixLinearOperator(matrix), target, lx.QR(), throw=False)
+            sol = lx.linear_solve(
+                lx.MatrixLinearOperator(matrix), target, lx.QR(), throw=False
+            )
             return sol.value, jnp.zeros((), jnp.int32)
         estimate = None  # Hutchinson probes of JᵀJ itself
         if not self.normal_equations:

@@ -136,7 +136,9 @@ class LBFGS(AbstractCurvature):
     """
 
     memory_size: int = eqx.field(default=10, static=True, converter=as_index)
-    init: Literal["diagonal", "scaled", "ase"] = eqx.field(default="diagonal", static=True)
+    init: Literal["diagonal", "scaled", "ase"] = eqx.field(
+        default="diagonal", static=True
+    )
     alpha: float = eqx.field(default=70.0, converter=as_float)
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
     max_skipped: int = eqx.field(default=5, static=True, converter=as_index)
@@ -154,7 +156,9 @@ class LBFGS(AbstractCurvature):
                 f"init must be 'diagonal', 'scaled' or 'ase', got {self.init!r}."
             )
         if self.safeguard not in ("skip", "damp"):
-            raise ValueError(f"safeguard must be 'skip' or 'damp', got {self.safeguard!r}.")
+            raise ValueError(
+                f"safeguard must be 'skip' or 'damp', got {self.safeguard!r}."
+            )
         if self.scaling not in ("start", "none"):
             raise ValueError(
                 f"scaling must be 'start' or 'none', got {self.scaling!r}."
@@ -198,7 +202,10 @@ class LBFGS(AbstractCurvature):
         y, keep = _curvature_pair(s, y, 1.0 / h0, self.safeguard)
         sy = jnp.dot(s, y)
         if self.init == "diagonal":
-            gamma, diag = jnp.ones_like(state.gamma), _diagonal_update(state.diag, s, y, sy)
+            gamma, diag = (
+                jnp.ones_like(state.gamma),
+                _diagonal_update(state.diag, s, y, sy),
+            )
         elif self.init == "scaled":
             gamma, diag = sy / _dot_scaled(y, state.diag), state.diag
         else:

@@ -38,7 +38,6 @@ class Newton(AbstractHessianModel):
 
     materialise: bool | Literal["auto"] = eqx.field(default="auto", static=True)
 
-
     def specialise(self, problem: Problem, x):
         if self.materialise != "auto":
             return self
@@ -56,7 +55,14 @@ class Newton(AbstractHessianModel):
         if self.materialise:
             jac = jax.jacrev if reverse else jax.jacfwd
             hessian, ev = jac(grad_and_rest, has_aux=True)(x)
-            return eqx.tree_at(lambda e: e.matrix, ev, hessian, is_leaf=lambda v: v is None), None, 1, 1
+            return (
+                eqx.tree_at(
+                    lambda e: e.matrix, ev, hessian, is_leaf=lambda v: v is None
+                ),
+                None,
+                1,
+                1,
+            )
         if reverse:
             _, vjp, ev = jax.vjp(grad_and_rest, x, has_aux=True)
             return ev, (lambda v: vjp(v)[0]), 1, 1
@@ -105,5 +111,7 @@ def _modified_newton_step(hessian, grad):
     """−|H|⁻¹∇f with |H| = V·max(|Λ|, δ)·Vᵀ, δ = √eps·max|Λ|."""
     eigenvalues, vectors = jnp.linalg.eigh(0.5 * (hessian + hessian.T))
     magnitude = jnp.abs(eigenvalues)
-    floor = jnp.sqrt(jnp.finfo(grad.dtype).eps) * jnp.maximum(jnp.max(magnitude), jnp.finfo(grad.dtype).tiny)
+    floor = jnp.sqrt(jnp.finfo(grad.dtype).eps) * jnp.maximum(
+        jnp.max(magnitude), jnp.finfo(grad.dtype).tiny
+    )
     return -(vectors @ ((vectors.T @ grad) / jnp.maximum(magnitude, floor)))

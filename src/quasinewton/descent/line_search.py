@@ -5,10 +5,9 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, Scalar
+from jaxtyping import Array, Bool, Int, Scalar
 
 from .._misc import as_float, as_index, check_int, check_real
-from .._problem import Evaluation
 from ._base import AbstractDescent
 
 
@@ -92,7 +91,9 @@ def quadratic_minimiser(a, fa, dfa, b, fb):
     """Minimiser of the quadratic matching φ(a), φ′(a), φ(b); `nan` if it is concave."""
     h = b - a
     curv = fb - fa - dfa * h
-    return jnp.where(curv > 0, a - dfa * h * h / (2 * jnp.where(curv > 0, curv, 1)), jnp.nan)
+    return jnp.where(
+        curv > 0, a - dfa * h * h / (2 * jnp.where(curv > 0, curv, 1)), jnp.nan
+    )
 
 
 # Trials after which a memoryless search whose predicted decrease is below the
@@ -337,7 +338,9 @@ class Zoom(_LineSearch):
         width = hi[0] - lo[0]
         inside = cubic_minimiser(lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
         inside = jnp.where(
-            jnp.isfinite(inside), inside, quadratic_minimiser(lo[0], lo[1], lo[2], hi[0], hi[1])
+            jnp.isfinite(inside),
+            inside,
+            quadratic_minimiser(lo[0], lo[1], lo[2], hi[0], hi[1]),
         )
         low_end = jnp.minimum(lo[0] + 0.1 * width, hi[0] - 0.1 * width)
         high_end = jnp.maximum(lo[0] + 0.1 * width, hi[0] - 0.1 * width)
@@ -345,9 +348,14 @@ class Zoom(_LineSearch):
         zoom_alpha = _clamp(inside, bisect, low_end, high_end)
         zoom_alpha = jnp.where(jnp.isfinite(hi[1]), zoom_alpha, bisect)
         step = alpha - state.prev_alpha
-        outside = cubic_minimiser(state.prev_alpha, state.prev_phi, state.prev_dphi, alpha, phi, dphi)
+        outside = cubic_minimiser(
+            state.prev_alpha, state.prev_phi, state.prev_dphi, alpha, phi, dphi
+        )
         grow_alpha = _clamp(
-            outside, alpha + self.max_growth * step, alpha + 1.1 * step, alpha + self.max_growth * step
+            outside,
+            alpha + self.max_growth * step,
+            alpha + 1.1 * step,
+            alpha + self.max_growth * step,
         )
         next_alpha = jnp.where(zooming, zoom_alpha, grow_alpha)
 

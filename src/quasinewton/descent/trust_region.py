@@ -65,7 +65,9 @@ class TrustRegion(AbstractDescent):
     - `min_damping`, `max_damping`: the range of λ, relative to D.
     """
 
-    scaling: Literal["identity", "marquardt"] = eqx.field(default="identity", static=True)
+    scaling: Literal["identity", "marquardt"] = eqx.field(
+        default="identity", static=True
+    )
     initial_damping: float = eqx.field(default=1e-3, converter=as_float)
     accept: float = eqx.field(default=1e-4, converter=as_float)
     max_decrease: float = eqx.field(default=30.0, converter=as_float)
@@ -77,7 +79,9 @@ class TrustRegion(AbstractDescent):
 
     def __check_init__(self):
         if self.scaling not in ("identity", "marquardt"):
-            raise ValueError(f"scaling must be 'identity' or 'marquardt', got {self.scaling!r}.")
+            raise ValueError(
+                f"scaling must be 'identity' or 'marquardt', got {self.scaling!r}."
+            )
         check_real("initial_damping", self.initial_damping, low=0.0, open_low=True)
         check_real("accept", self.accept, low=0.0, high=1.0, open_high=True)
         check_real("max_decrease", self.max_decrease, low=1.0, open_low=True)
@@ -100,7 +104,9 @@ class TrustRegion(AbstractDescent):
             floor=jnp.array(False),
         )
 
-    def judge(self, state: TrustRegionState, x, current, trial, trial_finite, direction):
+    def judge(
+        self, state: TrustRegionState, x, current, trial, trial_finite, direction
+    ):
         eps = jnp.finfo(x.dtype).eps
         predicted = state.predicted
         actual = current.f - trial.f
@@ -117,7 +123,12 @@ class TrustRegion(AbstractDescent):
         # was still rejected: the model and f disagree only by rounding (see
         # Zoom.at_precision_floor), so no step can be told apart from standing still.
         noise = jnp.sqrt(eps) * jnp.abs(current.f)
-        floor = ~accept & trial_finite & (jnp.abs(predicted) <= noise) & (jnp.abs(actual) <= noise)
+        floor = (
+            ~accept
+            & trial_finite
+            & (jnp.abs(predicted) <= noise)
+            & (jnp.abs(actual) <= noise)
+        )
         failed = ~accept & ((state.damping >= self.max_damping) | floor)
         new_state = TrustRegionState(
             damping=damping,
@@ -131,7 +142,9 @@ class TrustRegion(AbstractDescent):
     def at_precision_floor(self, state: TrustRegionState):
         return state.floor
 
-    def propose(self, state: TrustRegionState, x, evaluation, model, new_search, direction):
+    def propose(
+        self, state: TrustRegionState, x, evaluation, model, new_search, direction
+    ):
         damping = state.damping
         if self.scaling == "marquardt":
             scale = jnp.maximum(state.scale, model.diagonal())
@@ -165,7 +178,9 @@ class TrustRegion(AbstractDescent):
         predicted = jnp.where(solved, predicted, jnp.nan)
         p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(
-            lambda s: (s.damping, s.predicted, s.scale), state, (damping, predicted, scale)
+            lambda s: (s.damping, s.predicted, s.scale),
+            state,
+            (damping, predicted, scale),
         )
         return x + p, p, new_state, num_linear
 

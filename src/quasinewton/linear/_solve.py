@@ -65,7 +65,9 @@ def solve_damped(
     if is_iterative(solver):
         if context.rtol is not None:
             if isinstance(solver, ConjugateGradient):
-                solver = eqx.tree_at(lambda s: (s.rtol, s.atol), solver, (context.rtol, 0.0))
+                solver = eqx.tree_at(
+                    lambda s: (s.rtol, s.atol), solver, (context.rtol, 0.0)
+                )
             elif isinstance(solver, lx.CG):
                 solver = with_forcing(solver, context.rtol, rhs)
         if context.preconditioner is not None:

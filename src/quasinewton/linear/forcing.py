@@ -95,4 +95,3 @@ class EisenstatWalker(AbstractForcing):
         eta = jnp.where(moved, eta, prev_eta)
         eta = jnp.where(first, jnp.asarray(self.initial_rtol, dtype), eta)
         return eta, (gnorm, eta)
-

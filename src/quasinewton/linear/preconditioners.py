@@ -39,6 +39,7 @@ def hutchinson_diagonal(
     (Bekas, Kokiopoulou & Saad, 2007). Unbiased; costs `num_probes` products with B.
     Its error in entry i grows with the off-diagonal entries of row i, so small
     diagonal entries next to large couplings are poorly estimated."""
+
     def add_probe(i, total):
         z = jax.random.rademacher(jax.random.fold_in(key, i), (n,), dtype=dtype)
         return total + z * matvec(z)
@@ -57,6 +58,7 @@ def gauss_newton_diagonal(
     i of J (its variance is 2[(Σₖ Jₖᵢ²)² − Σₖ Jₖᵢ⁴]), so unknowns of very different
     scales are all estimated well, which is what Jacobi preconditioning needs. Costs
     `num_probes` vector-Jacobian products."""
+
     def add_probe(i, total):
         w = jax.random.rademacher(jax.random.fold_in(key, i), (m,), dtype=dtype)
         return total + vjp(w) ** 2
@@ -91,7 +93,9 @@ class Jacobi(AbstractPreconditioner):
 
     def __check_init__(self):
         if self.diagonal not in ("exact", "hutchinson"):
-            raise ValueError(f"diagonal must be 'exact' or 'hutchinson', got {self.diagonal!r}.")
+            raise ValueError(
+                f"diagonal must be 'exact' or 'hutchinson', got {self.diagonal!r}."
+            )
         check_int("num_probes", self.num_probes, 1)
         check_int("seed", self.seed, -(2**63))
 
@@ -104,7 +108,9 @@ class Jacobi(AbstractPreconditioner):
             diag = diag + damping
         # A zero or negative (estimated) entry would break positive definiteness:
         # floor it at a small fraction of the largest entry.
-        floor = jnp.finfo(dtype).eps * jnp.maximum(jnp.max(jnp.abs(diag)), jnp.finfo(dtype).tiny)
+        floor = jnp.finfo(dtype).eps * jnp.maximum(
+            jnp.max(jnp.abs(diag)), jnp.finfo(dtype).tiny
+        )
         diag = jnp.maximum(diag, jnp.maximum(floor, jnp.finfo(dtype).tiny))
         return lx.TaggedLinearOperator(
             lx.DiagonalLinearOperator(1.0 / diag),

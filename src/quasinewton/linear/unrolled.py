@@ -30,7 +30,9 @@ def cholesky_solve(
     """
     n = rhs.shape[0]
     unit: list[dict[int, Array]] = [{} for _ in range(n)]  # unit[i][k] = L[i, k], k < i
-    scaled: list[dict[int, Array]] = [{} for _ in range(n)]  # scaled[i][k] = L[i, k]·D[k]
+    scaled: list[dict[int, Array]] = [
+        {} for _ in range(n)
+    ]  # scaled[i][k] = L[i, k]·D[k]
     pivots, inverse = [], []
     for j in range(n):
         pivot = matrix[j, j]

@@ -6,7 +6,11 @@ from .gradient import Gradient
 from .step import Step
 
 __all__ = [
-    "AbstractTermination", "Gradient", "Progress", "RelativeDecrease", "Step",
+    "AbstractTermination",
+    "Gradient",
+    "Progress",
+    "RelativeDecrease",
+    "Step",
     "certified",
     "stationary",
 ]

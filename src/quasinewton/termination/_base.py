@@ -124,7 +124,9 @@ def stationary(progress: Progress, tolerance) -> Bool[Array, ""]:
     fell = progress.gradient_fell_by(tolerance)
     if progress.lower is None:
         return fell
-    return fell | (progress.first_order_change() <= (progress.atol + tolerance) * progress.scale())
+    return fell | (
+        progress.first_order_change() <= (progress.atol + tolerance) * progress.scale()
+    )
 
 
 def certified(progress: Progress) -> Bool[Array, ""]:

@@ -46,4 +46,6 @@ class RelativeDecrease(AbstractTermination):
         first_order = jnp.linalg.norm(progress.grad) * jnp.linalg.norm(progress.step)
         no_better_nearby = first_order <= 0.1 * rtol * size
         near = progress.relative_gradient_within(self.guard * jnp.minimum(rtol, 1e-6))
-        return ~progress.first & progress.full_step & tiny_gain & no_better_nearby & near
+        return (
+            ~progress.first & progress.full_step & tiny_gain & no_better_nearby & near
+        )

@@ -26,5 +26,7 @@ class Gradient(AbstractTermination):
     def __call__(self, progress: Progress):
         reference = jnp.where(progress.first, 0.0, progress.grad0)
         small = progress.gradient_norm() <= progress.atol + progress.rtol * reference
-        guard = progress.relative_gradient_within(progress.relative_gradient_tolerance())
+        guard = progress.relative_gradient_within(
+            progress.relative_gradient_tolerance()
+        )
         return small & guard
