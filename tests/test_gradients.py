@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import quasinewton as qn
 
@@ -89,6 +90,7 @@ def test_gradient_matches_finite_differences_nonquadratic():
         np.testing.assert_allclose(grad, np.array(fd), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_grad_of_vmapped_solve_and_aux():
     def f(y, c):
         return jnp.sum((y - c) ** 2) + 0.5 * jnp.sum(y**4), jnp.sum(y)

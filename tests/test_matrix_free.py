@@ -40,6 +40,7 @@ def _solve(preconditioner):
     )(jnp.zeros(N))
 
 
+@pytest.mark.slow
 def test_jacobi_preconditioning_needs_fewer_cg_iterations():
     plain = _solve(None)
     exact = _solve(qn.linear.Jacobi(diagonal="exact"))

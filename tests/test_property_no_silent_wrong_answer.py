@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import quasinewton as qn
 
 SETTINGS = settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

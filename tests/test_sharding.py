@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_sharded_batch_matches_unsharded():
     script = Path(__file__).with_name("sharded_fits.py")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
