@@ -64,7 +64,7 @@ def test_quadratic_minimisation(spec, log_shift, name):
     x0 = target + rng.standard_normal(n)
     # The constant is at most 1e6 in float32, 1e12 in float64 (beyond that it hides
     # f's variation entirely; a non-success result is then the honest answer).
-    shift = np.sign(log_shift) * 10.0 ** min(
+    shift = float(np.sign(log_shift)) * 10.0 ** min(
         abs(log_shift), 6.0 if dtype == jnp.float32 else 12.0
     )
     scale = 10.0**log_scale

@@ -33,8 +33,11 @@ LEAST_SQUARES = {
 def _objective(scale, constant):
     # A quadratic of condition number 100 plus a quartic: minimiser TARGET.
     def f(y, args):
-        d = y - TARGET
-        return scale * (jnp.sum(WEIGHTS * d**2) + 0.1 * jnp.sum(d**4)) + constant
+        # The constants in y's dtype (NumPy float64 arrays would promote a float32
+        # y, an error under strict dtype promotion).
+        d = y - jnp.asarray(TARGET, y.dtype)
+        weights = jnp.asarray(WEIGHTS, y.dtype)
+        return scale * (jnp.sum(weights * d**2) + 0.1 * jnp.sum(d**4)) + constant
 
     return f
 
