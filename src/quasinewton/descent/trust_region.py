@@ -19,7 +19,9 @@ class TrustRegionState(eqx.Module):
     - `growth`: ν, the factor λ grows by at the next rejection (doubles each time).
     - `predicted`: the reduction the model predicted for the pending trial.
     - `scale`: D, the diagonal scaling (Marquardt: the running max of diag(B);
-      identity: max diag(B) at the start, times I).
+      identity: I).
+    - `unit`: what λ's range is relative to: max diag(B) at the start with
+      identity scaling (λ has the units of B), 1 with Marquardt's.
     - `floor`: the last rejection was at the floating-point floor.
     """
 
@@ -27,6 +29,7 @@ class TrustRegionState(eqx.Module):
     growth: Scalar
     predicted: Scalar
     scale: Float[Array, " n"]
+    unit: Scalar
     floor: Bool[Array, ""]
 
 
@@ -46,9 +49,10 @@ class TrustRegion(AbstractDescent):
 
     **Arguments:**
 
-    - `scaling`: D. `"identity"` (default): D = cI, c the largest diagonal entry of
-      B at the start (Madsen, Nielsen & Tingleff, 2004, who scale λ₀ by it), so
-      that λ and its range are relative to the size of B. `"marquardt"`: the
+    - `scaling`: D. `"identity"` (default): D = I, with λ₀ and λ's range
+      relative to c, the largest diagonal entry of B at the start (Madsen, Nielsen
+      & Tingleff, 2004, scale λ₀ by it), so that they keep their size relative to
+      B whatever the units of the residuals. `"marquardt"`: the
       running maximum of diag(B), as in MINPACK (Moré, 1978), which makes the method
       invariant to rescaling the unknowns. Measured on the 54 NIST StRD runs with
       `rtol = atol = 1e-12`, identity solves 53 and Marquardt 52 (it also loses
@@ -56,13 +60,13 @@ class TrustRegion(AbstractDescent):
       over-damped), and identity needs no diag(B), which costs n products
       matrix-free. Prefer Marquardt when unknowns differ in scale by many orders
       of magnitude and no preconditioner is used.
-    - `initial_damping`: λ₀, relative to D.
+    - `initial_damping`: λ₀, relative to c (identity) or to D (Marquardt).
     - `accept`: the least ρ for which a trial is accepted.
     - `max_decrease`: the most λ may shrink by after one very good step. Measured
       against Nielsen's 3: 30 cuts the median LM steps on Gpufit's GAUSS_2D fits
       from 15 to 11 and the evaluations over the 54 NIST runs from 4,870 to 4,535,
       with the same 53/54 solved.
-    - `min_damping`, `max_damping`: the range of λ, relative to D.
+    - `min_damping`, `max_damping`: the range of λ, relative as λ₀ is.
     """
 
     scaling: Literal["identity", "marquardt"] = eqx.field(
@@ -101,6 +105,7 @@ class TrustRegion(AbstractDescent):
             growth=jnp.asarray(2.0, dtype),
             predicted=jnp.zeros((), dtype),
             scale=jnp.zeros_like(x),
+            unit=jnp.ones((), dtype),
             floor=jnp.array(False),
         )
 
@@ -117,7 +122,8 @@ class TrustRegion(AbstractDescent):
         bad_growth = jnp.where(predicted > 0, state.growth, 10.0 * state.growth)
         damping = jnp.where(accept, state.damping * good, state.damping * bad_growth)
         growth = jnp.where(accept, 2.0, 2.0 * state.growth)
-        damping = jnp.clip(damping, self.min_damping, self.max_damping).astype(x.dtype)
+        low, high = self.min_damping * state.unit, self.max_damping * state.unit
+        damping = jnp.clip(damping, low, high).astype(x.dtype)
 
         # Both the predicted and the actual change are below √eps·|f| and the trial
         # was still rejected: the model and f disagree only by rounding (see
@@ -129,12 +135,13 @@ class TrustRegion(AbstractDescent):
             & (jnp.abs(predicted) <= noise)
             & (jnp.abs(actual) <= noise)
         )
-        failed = ~accept & ((state.damping >= self.max_damping) | floor)
+        failed = ~accept & ((state.damping >= high) | floor)
         new_state = TrustRegionState(
             damping=damping,
             growth=growth.astype(x.dtype),
             predicted=predicted,
             scale=state.scale,
+            unit=state.unit,
             floor=floor,
         )
         return accept, failed, new_state
@@ -151,13 +158,15 @@ class TrustRegion(AbstractDescent):
             # Unknowns the residual does not (yet) depend on still get some damping.
             scale = jnp.maximum(scale, jnp.finfo(x.dtype).eps * jnp.max(scale))
             scale = jnp.where(scale > 0, scale, 1.0)
+            unit = state.unit
         else:
-            # D = cI, c the largest diagonal entry of B at the start: λ is then
-            # relative to the size of B, and so is its range [min_damping,
-            # max_damping], whatever the units of the residuals.
-            unit = jnp.where(damping < 0, _largest_diagonal(model, x), state.scale)
-            scale = jnp.broadcast_to(unit, x.shape).astype(x.dtype)
-        first = jnp.asarray(self.initial_damping, x.dtype)
+            # D = I, with λ₀ and λ's range [min_damping, max_damping] relative to
+            # c, the largest diagonal entry of B at the start: whatever the units of
+            # the residuals, λ keeps its size relative to B. (D stays the constant
+            # I rather than cI: XLA folds it away in the small unrolled solves.)
+            unit = jnp.where(damping < 0, _largest_diagonal(model, x), state.unit)
+            scale = jnp.ones_like(x)
+        first = (self.initial_damping * unit).astype(x.dtype)
         damping = jnp.where(damping < 0, first, damping)
         p, num_linear = model.step(damping * scale)
         if model.solves_exactly:
@@ -178,9 +187,9 @@ class TrustRegion(AbstractDescent):
         predicted = jnp.where(solved, predicted, jnp.nan)
         p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(
-            lambda s: (s.damping, s.predicted, s.scale),
+            lambda s: (s.damping, s.predicted, s.scale, s.unit),
             state,
-            (damping, predicted, scale),
+            (damping, predicted, scale, unit),
         )
         return x + p, p, new_state, num_linear
 
