@@ -51,7 +51,10 @@ def _tolerance(dtype):
     return 3e-2 if dtype == jnp.float64 else 1.0
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+# float32 is the long half (every preset again, at its own tolerances): slow.
+@pytest.mark.parametrize(
+    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("name", sorted(MINIMISERS))
 def test_minimise_scaled_and_shifted(name, dtype):
     constants = [0.0, 1e6, 1e12] if dtype == jnp.float64 else [0.0, 1e3, 1e6]
@@ -93,7 +96,10 @@ def _decay_oracle():
     return fit.x
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+# float32 is the long half (every preset again, at its own tolerances): slow.
+@pytest.mark.parametrize(
+    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("name", sorted(LEAST_SQUARES))
 def test_least_squares_scaled(name, dtype):
     t, y = _decay_data()
