@@ -35,7 +35,14 @@ def _public_names() -> list[str]:
     """Fully qualified public names: the `__all__` of the package and of its
     subpackages, and the public functions of `qn.diagnostics`."""
     names = [f"quasinewton.{n}" for n in qn.__all__]
-    for sub in (qn.curvature, qn.descent, qn.linear, qn.termination):
+    for sub in (
+        qn.curvature,
+        qn.descent,
+        qn.evaluation,
+        qn.linear,
+        qn.problem,
+        qn.termination,
+    ):
         names += [f"{sub.__name__}.{n}" for n in sub.__all__]
     diagnostics = qn.diagnostics
     public = getattr(diagnostics, "__all__", None)

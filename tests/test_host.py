@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import quasinewton as qn
-from quasinewton import _adjoint, _host
-from quasinewton._problem import make_problem
+from quasinewton import _host, _solve
+from quasinewton.problem import make_problem
 
 
 def rosenbrock(y, args=None):
@@ -147,7 +147,7 @@ def test_traced_solves_use_the_compiled_loop():
         seen.append(out)
         return out
 
-    _adjoint.can_run_on_host = spy
+    _solve.can_run_on_host = spy
     try:
         qn.minimise(shifted, qn.LBFGS(), problem_y0, jnp.array(1.0))
         one = jnp.array(1.0)
@@ -165,7 +165,7 @@ def test_traced_solves_use_the_compiled_loop():
             ).value[0]
         )(one)
     finally:
-        _adjoint.can_run_on_host = original
+        _solve.can_run_on_host = original
     assert seen == [True, False, False, False, False]
     # dy*/da from the optimality condition 2(y − a) + 0.4y³ = 0: dy/da = 2/(2 + 1.2y²).
     y = float(qn.minimise(shifted, qn.LBFGS(), problem_y0, jnp.array(1.0)).value[0])

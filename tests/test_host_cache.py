@@ -16,7 +16,7 @@ import pytest
 
 import quasinewton as qn
 from quasinewton import _host
-from quasinewton._problem import make_problem
+from quasinewton.problem import make_problem
 
 # Long (one compilation per objective for each cache case):
 # run by CI and by `python3 run.py test -m slow`.

@@ -187,10 +187,10 @@ def test_diagonal_reset_returns_to_start_shape():
     x = jnp.array([500.0, 1e-4])
     state = model.init_state(x, None)
     np.testing.assert_allclose(state.diag, [1.0, 4e-14], rtol=1e-12)
-    ev0 = qn._problem.Evaluation(
+    ev0 = qn.problem.Evaluation(
         f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None
     )
-    ev1 = qn._problem.Evaluation(
+    ev1 = qn.problem.Evaluation(
         f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None
     )
     learnt = model.update(state, jnp.array([-0.1, -1e-6]), ev0, ev1)
@@ -229,10 +229,10 @@ def test_bfgs_starts_from_and_resets_to_the_start_shape():
     model = qn.curvature.BFGS()
     state = model.init_state(jnp.array([500.0, 1e-4]), None)
     np.testing.assert_allclose(state.inverse, np.diag([1.0, 4e-14]), rtol=1e-12)
-    ev0 = qn._problem.Evaluation(
+    ev0 = qn.problem.Evaluation(
         f=jnp.asarray(1.0), grad=jnp.array([1.0, 2.0]), aux=None
     )
-    ev1 = qn._problem.Evaluation(
+    ev1 = qn.problem.Evaluation(
         f=jnp.asarray(0.5), grad=jnp.array([0.5, 1.0]), aux=None
     )
     learnt = model.update(state, jnp.array([-0.1, -1e-6]), ev0, ev1)

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import pytest
 
 import quasinewton as qn
-from quasinewton._problem import Evaluation
 from quasinewton.descent.line_search import _fresh_state
+from quasinewton.problem import Evaluation
 
 
 def _search(descent, phi, dphi, alpha0=1.0):

@@ -57,7 +57,7 @@ def test_default_lm_takes_the_lean_path_by_size():
     y = 2.0 * jnp.exp(-1.3 * T) + 0.5
     lm = qn.LevenbergMarquardt()
     assert lm.curvature.normal_equations == "auto"
-    from quasinewton._problem import Problem
+    from quasinewton.problem import Problem
 
     def problem(fn, args):
         return Problem(fn, args, lambda x: x, "residual", False)

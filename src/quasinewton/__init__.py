@@ -1,7 +1,7 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent, diagnostics, linear, termination
+from . import curvature, descent, diagnostics, evaluation, linear, problem, termination
 from ._adjoint import ImplicitAdjoint
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
@@ -32,8 +32,10 @@ __all__ = [
     "curvature",
     "descent",
     "diagnostics",
+    "evaluation",
     "least_squares",
     "linear",
     "minimise",
+    "problem",
     "termination",
 ]

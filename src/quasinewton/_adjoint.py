@@ -1,14 +1,17 @@
 """Differentiating through a solve by the implicit function theorem."""
 
+from collections.abc import Callable
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.tree_util as jtu
 import lineax as lx
+from jaxtyping import Array, Float
 
-from ._host import can_run_on_host, run_on_host
-from ._loop import run
-from ._problem import Problem
+from ._loop import LoopState
 from .linear.cg import ConjugateGradient
+from .problem import Problem
 
 
 class ImplicitAdjoint(eqx.Module):
@@ -52,13 +55,17 @@ class ImplicitAdjoint(eqx.Module):
 
     linear_solver: lx.AbstractLinearSolver = lx.AutoLinearSolver(well_posed=None)
 
-    def solve(self, problem: Problem, x0, solver, max_steps: int, history: bool):
-        if can_run_on_host(problem, solver, x0):
-            # Nothing is traced, so nothing can be differentiated: no adjoint needed.
-            return run_on_host(problem, solver, x0, max_steps, history)
-        x, aux, rest = _implicit(
-            problem, x0, solver, max_steps, history, self.linear_solver
-        )
+    def solve(
+        self,
+        driver: Callable[[Problem, Float[Array, " n"], Any], LoopState],
+        problem: Problem,
+        x0: Float[Array, " n"],
+        solver: Any,
+    ) -> LoopState:
+        """`driver(problem, x0, solver)`, the final loop state of a solve, with the
+        derivatives of its solution by the implicit function theorem (none is taken
+        through the driver's iterations)."""
+        x, aux, rest = _implicit(driver, problem, x0, solver, self.linear_solver)
         return eqx.tree_at(
             lambda s: (s.x, s.evaluation.aux),
             rest,
@@ -78,10 +85,9 @@ def _split(state):
 
 
 @eqx.filter_custom_jvp
-def _implicit(problem, x0, solver, max_steps, history, linear_solver):
+def _implicit(driver, problem, x0, solver, linear_solver):
     del linear_solver
-    state = run(problem, solver, x0, max_steps, history)
-    return _split(state)
+    return _split(driver(problem, x0, solver))
 
 
 def _is_none(x):
@@ -141,9 +147,9 @@ def _solve_hessian(hessian, rhs, linear_solver):
 
 @_implicit.def_jvp
 def _implicit_jvp(primals, tangents):
-    problem, x0, solver, max_steps, history, linear_solver = primals
-    t_problem = tangents[0]
-    x, aux, rest = _implicit(problem, x0, solver, max_steps, history, linear_solver)
+    driver, problem, x0, solver, linear_solver = primals
+    t_problem = tangents[1]
+    x, aux, rest = _implicit(driver, problem, x0, solver, linear_solver)
     mode = problem.autodiff_mode
 
     no_tangent = jtu.tree_map(_is_none, t_problem, is_leaf=_is_none)

@@ -38,7 +38,7 @@ from ._loop import (
     keep_going,
     placeholder_leaf,
 )
-from ._problem import Problem
+from .problem import Problem
 
 
 def _recall(cache: collections.OrderedDict, key):
@@ -460,8 +460,9 @@ def _key(problem: Problem, curvature, dyn_leaves):
 
 
 def padded_size(curvature, n: int) -> int:
-    """The number of unknowns the solver's step is compiled for: for inverse models
-    (L-BFGS, BFGS) with n ≤ `_MAX_PADDED`, n rounded up to a power of two and to at
+    """The number of unknowns the solver's step is compiled for: for models whose
+    steps padding leaves exact (`curvature.padding_is_exact`: L-BFGS, BFGS) with
+    n ≤ `_MAX_PADDED`, n rounded up to a power of two and to at
     least `_MIN_PADDED`, so that problems of nearby sizes (every small problem) share
     one compiled step; otherwise n.
 
@@ -470,7 +471,7 @@ def padded_size(curvature, n: int) -> int:
     adds nothing (BFGS keeps an identity block for them that never couples to the
     others). Models of B (Newton, Gauss–Newton) would become singular; they are not
     padded."""
-    if not curvature.gives_inverse or n > _MAX_PADDED:
+    if not curvature.padding_is_exact or n > _MAX_PADDED:
         return n
     return max(_MIN_PADDED, 1 << (n - 1).bit_length())
 
@@ -479,10 +480,9 @@ def padded_size(curvature, n: int) -> int:
 #: beyond it the up to 2× longer vectors would cost more than a compilation saves.
 _MAX_PADDED = 1024
 
-#: Smallest padded size. Compiling the step costs about 0.9 s on a 2-core CPU
-#: whatever n, while a step on 32 unknowns instead of 2 costs nothing measurable
-#: (dispatch dominates), so all problems with n ≤ 32 share one compiled step: on
-#: the 103 CUTEst problems with n ≤ 20 this saved 5.5 of 28 s (four sizes → one).
+#: Smallest padded size. Compiling the step costs far more than a step on 32
+#: unknowns instead of 2 (dispatch dominates), so all problems with n ≤ 32 share
+#: one compiled step (docs/benchmarks/defaults.md has the measurements).
 _MIN_PADDED = 32
 
 
@@ -546,7 +546,7 @@ def _evaluator(problem: Problem, curvature, x0, size: int):
 
 
 def run_on_host(
-    problem: Problem, solver, x0, max_steps: int, history: bool
+    problem: Problem, x0, solver, max_steps: int, history: bool
 ) -> LoopState:
     """`_loop.run`, with the iterations driven from Python (see the module docstring).
 

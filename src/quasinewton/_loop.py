@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
-from ._problem import Evaluation, Problem, tree_where
+from ._misc import tree_where
 from ._solution import RESULTS, Termination
-from .curvature._model import Model
+from .curvature.model import Model
+from .evaluation import Evaluation
+from .problem import Problem
 from .termination import Progress, certified, stationary
 
 
@@ -55,15 +57,6 @@ class LoopState(eqx.Module):
     termination: Termination
     history: Float[Array, " steps"] | None
     bounded_below: bool = eqx.field(static=True)
-
-
-def all_finite(evaluation: Evaluation) -> Bool[Array, ""]:
-    """Whether the objective, gradient and residual are all finite.
-
-    The residual needs no test of its own: every evaluation that has one computes
-    f = ½‖r‖², which is finite only if r is (a separate test would compile into
-    kernels of its own over the whole residual)."""
-    return jnp.isfinite(evaluation.f) & jnp.all(jnp.isfinite(evaluation.grad))
 
 
 def _int(value) -> Int[Array, ""]:
@@ -141,8 +134,8 @@ def finish(state: LoopState) -> LoopState:
 
 
 def run(
-    problem: Problem, solver, x0: Float[Array, " n"], max_steps: int, history: bool
-):
+    problem: Problem, x0: Float[Array, " n"], solver, max_steps: int, history: bool
+) -> LoopState:
     """Run `solver` on `problem` from `x0`; returns the final `LoopState`.
 
     The start point is evaluated by the loop's first iteration, which accepts it
@@ -175,7 +168,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
     curvature, descent = solver.curvature, solver.descent
     first = ~state.started
     ev_t, lin_t, nf, nj = evaluated
-    finite_t = all_finite(ev_t)
+    finite_t = ev_t.is_finite()
     judged, failed, judged_state = descent.judge(
         state.descent, state.x, state.evaluation, ev_t, finite_t, state.direction
     )

@@ -7,6 +7,7 @@ import operator
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
 from jax.custom_batching import custom_vmap
 
@@ -167,3 +168,8 @@ def check_real(
             + (")" if open_high or high is None else "]")
         )
         raise ValueError(f"`{name}` must lie in {interval}, got {v}.")
+
+
+def tree_where(pred, on_true, on_false):
+    """`jnp.where(pred, a, b)` leaf by leaf over two pytrees of one structure."""
+    return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)

@@ -1,5 +1,6 @@
 """The entry points: `minimise` and `least_squares`."""
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any, Literal
@@ -9,10 +10,11 @@ import numpy as np
 from jaxtyping import PyTree
 
 from ._adjoint import ImplicitAdjoint
-from ._host import solving
+from ._host import can_run_on_host, run_on_host, solving
+from ._loop import run
 from ._misc import throw_if_failed
-from ._problem import Kind, concrete_nonfinite, make_problem
 from ._solution import Solution
+from .problem import Kind, concrete_nonfinite, make_problem
 from .solvers import Solver
 
 #: The largest `max_steps`: the loop counts steps (and evaluations) in int32.
@@ -84,10 +86,17 @@ def _solve(
     solver = eqx.tree_at(
         lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
     )
-    # Called from Python, the compiled evaluation of an objective is cached, keyed
-    # where need be by the function object itself (see `_host._key`).
+    # The driver: called from Python (nothing traced, so nothing to differentiate)
+    # the loop runs in Python around compiled steps, whose compiled evaluations of
+    # the objective are cached, keyed where need be by the function object itself
+    # (see `_host._key`); otherwise it is one compiled loop, differentiated by the
+    # adjoint.
     with solving(fn, args):
-        state = adjoint.solve(problem, x0, solver, max_steps, history)
+        if can_run_on_host(problem, solver, x0):
+            state = run_on_host(problem, x0, solver, max_steps, history)
+        else:
+            driver = functools.partial(run, max_steps=max_steps, history=history)
+            state = adjoint.solve(driver, problem, x0, solver)
     result, x = state.result, state.x
     if throw:
         result, x = throw_if_failed(result, x)

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
-from ._problem import make_problem
 from .linear.preconditioners import gauss_newton_diagonal, hutchinson_diagonal
+from .problem import make_problem
 
 
 def _linearised(fn, y, args, has_aux):

@@ -6,8 +6,7 @@ import equinox as eqx
 import lineax as lx
 
 from ._misc import check_real, default_tolerances
-from ._problem import Evaluation
-from .curvature._base import AbstractCurvature, LinearSolveContext
+from .curvature._base import AbstractCurvature
 from .curvature.bfgs import BFGS as _BFGSCurvature
 from .curvature.gauss_newton import GaussNewton as _GaussNewtonCurvature
 from .curvature.lbfgs import LBFGS as _LBFGSCurvature
@@ -15,7 +14,9 @@ from .curvature.newton import Newton as _NewtonCurvature
 from .descent._base import AbstractDescent
 from .descent.line_search import Backtracking, Zoom
 from .descent.trust_region import TrustRegion
+from .evaluation import Evaluation
 from .linear.cg import ConjugateGradient
+from .linear.context import LinearSolveContext
 from .linear.forcing import AbstractForcing, EisenstatWalker
 from .linear.preconditioners import AbstractPreconditioner, Jacobi
 from .termination import AbstractTermination, Gradient, RelativeDecrease, Step
@@ -92,9 +93,9 @@ class Solver(eqx.Module):
                 "`termination` must be a tuple of termination parts such as "
                 "(qn.termination.Gradient(), qn.termination.Step())."
             )
-        if self.descent.needs_damping and self.curvature.gives_inverse:
+        if self.descent.needs_hessian and not self.curvature.has_hessian:
             raise ValueError(
-                f"{type(self.descent).__name__} damps a Hessian model B + λD, but "
+                f"{type(self.descent).__name__} needs a Hessian model B, but "
                 f"{type(self.curvature).__name__} gives only an inverse Hessian. Use a "
                 "line search (qn.descent.Zoom or qn.descent.Backtracking) with it, or a "
                 "Hessian model such as qn.curvature.GaussNewton."
@@ -112,7 +113,7 @@ class Solver(eqx.Module):
                 f"got {type(self.forcing).__name__}."
             )
         if (self.preconditioner is not None or self.forcing is not None) and (
-            self.curvature.gives_inverse
+            not self.curvature.solves_linear_system
         ):
             raise ValueError(
                 f"{type(self.curvature).__name__} solves no linear system, so a "

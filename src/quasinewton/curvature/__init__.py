@@ -1,10 +1,10 @@
 """Curvature models: the local quadratic model a solver steps on."""
 
 from ._base import AbstractCurvature, AbstractHessianModel, LinearSolveContext
-from ._model import Model
 from .bfgs import BFGS, BFGSState
 from .gauss_newton import GaussNewton
 from .lbfgs import LBFGS, LBFGSState
+from .model import Model
 from .newton import Newton
 
 __all__ = [

@@ -5,68 +5,73 @@ from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Scalar
+from jaxtyping import Array, Bool, Float, Scalar
 
-from .._problem import Evaluation, Problem
-
-
-class LinearSolveContext(eqx.Module):
-    """How the loop wants a linear system solved at this iteration.
-
-    **Attributes:**
-
-    - `solver`: the Lineax solver of the composed [`quasinewton.Solver`][], or `None`.
-    - `preconditioner`: a preconditioner part, or `None`.
-    - `rtol`: the relative residual tolerance for iterative solvers this iteration
-      (from the forcing term), or `None` to use the solver's own.
-    - `step`: the loop iteration, to seed random probes.
-    """
-
-    solver: Any
-    preconditioner: Any
-    rtol: Scalar | None
-    step: Any = None
+from ..evaluation import Evaluation
+from ..linear.context import LinearSolveContext
+from ..problem import Problem
 
 
 class AbstractCurvature(eqx.Module):
     """A local quadratic model of the objective: the "curvature" part of a solver.
 
-    A model either gives the inverse Hessian approximation H directly
-    (`gives_inverse = True`: L-BFGS, BFGS), so that a step is `−H∇f`, or a
-    Hessian approximation B (Gauss–Newton, Newton) handed to a Lineax solve of
-    `(B + D) p = −∇f`, where D is a diagonal damping from a trust-region rule.
+    A model either applies an inverse Hessian approximation H directly (L-BFGS,
+    BFGS), so that a step is `−H∇f`, or gives a Hessian approximation B
+    (Gauss–Newton, Newton) and solves `(B + D) p = −∇f` with a Lineax solver, D a
+    diagonal damping from a trust-region rule.
 
     Models keep their memory in a state of arrays, updated after every accepted
     step; the loop calls `evaluate` once per iteration to get what the model needs
-    at a trial point.
+    at a trial point, as an [`Evaluation`][quasinewton.evaluation.Evaluation] (of
+    the variant the model keeps) and a linearisation.
 
-    Subclasses declare three class flags:
+    Subclasses declare what they can do as class variables, each the answer to
+    one question:
 
-    - `gives_inverse`: `True` if `solve` returns −H∇f from an inverse model (no
-      damping possible, so trust regions are refused), `False` if it solves with B.
-    - `needs_linearisation`: `True` if `solve` needs the linearisation `evaluate`
-      returns (a function, valid only inside one iteration); after a rejected
-      trust-region trial the loop then re-evaluates the model at the iterate.
-    - `needs_residual`: `True` for models of a sum of squares (Gauss–Newton), which
-      `minimise` refuses.
+    - `has_hessian`: does the model give B? Then `solve` takes a damping, and
+      `quadratic` (pᵀBp) and `diagonal` (diag B) are defined, which trust-region
+      rules need (they refuse models without). `False` for inverse models.
+    - `solves_linear_system`: does `solve` run a linear solve, on which a
+      preconditioner and a forcing term act? ([`quasinewton.Solver`][] refuses
+      them for models that do not.)
+    - `padding_is_exact`: do unknowns appended at 0 with zero gradient stay at 0
+      and leave every step of the others unchanged? Then the loop driven from
+      Python may compile one step for problems of nearby sizes.
+    - `needs_linearisation`: does `solve` need the linearisation `evaluate`
+      returns (functions, valid only inside one iteration)? Then the loop
+      re-evaluates the model at the iterate after a rejected trust-region trial,
+      and runs compiled only (a linearisation cannot leave a compiled function).
+    - `needs_residual`: does the model need residuals (a model of a sum of
+      squares, such as Gauss–Newton)? `minimise` refuses it.
     """
 
-    gives_inverse: ClassVar[bool]
+    has_hessian: eqx.AbstractClassVar[bool]
+    solves_linear_system: eqx.AbstractClassVar[bool]
+    padding_is_exact: ClassVar[bool] = False
     needs_linearisation: ClassVar[bool] = False
     needs_residual: ClassVar[bool] = False
 
-    def evaluate(self, problem: Problem, x: Float[Array, " n"]):
-        """Evaluate the objective at `x`.
+    def evaluate(
+        self, problem: Problem, x: Float[Array, " n"]
+    ) -> tuple[Evaluation, Any, int, int]:
+        """Evaluate the objective at `x`, through `problem` only.
 
-        **Returns:** `(evaluation, linearisation, num_fn_evals, num_jac_evals)`;
-        `linearisation` is model-specific data valid only inside this iteration.
+        **Returns:** `(evaluation, linearisation, num_fn_evals, num_jac_evals)`:
+        an [`Evaluation`][quasinewton.evaluation.Evaluation] (the same variant at
+        every point), model-specific data valid only inside this iteration (such as
+        the products of a matrix-free Jacobian, or `None`), and what it cost. The
+        default is f and ∇f from `problem.value_and_grad`.
         """
         return problem.value_and_grad(x), None, 1, 0
 
     def specialise(
         self, problem: Problem, x: Float[Array, " n"]
     ) -> "AbstractCurvature":
-        """This model with any `"auto"` choice resolved for the problem's shapes."""
+        """This model with any `"auto"` choice resolved for the problem's shapes.
+
+        Called once per solve, before the loop. Implementations change only the
+        fields they resolve (with `dataclasses.replace`), so that a subclass and
+        its own fields survive."""
         del problem, x
         return self
 
@@ -88,7 +93,7 @@ class AbstractCurvature(eqx.Module):
         """Forget accumulated curvature (after a failed search)."""
         return state
 
-    def is_reset(self, state: Any):
+    def is_reset(self, state: Any) -> Bool[Array, ""]:
         """Whether the model holds no accumulated memory that a reset could clear.
 
         Memoryless models (Gauss–Newton, Newton) are always "reset"."""
@@ -125,14 +130,22 @@ class AbstractCurvature(eqx.Module):
         """The first trial step length a line search should try along `direction`."""
         return jnp.ones((), direction.dtype)
 
-    def quadratic(self, state: Any, evaluation: Evaluation, linearisation: Any, p):
+    def quadratic(
+        self,
+        state: Any,
+        evaluation: Evaluation,
+        linearisation: Any,
+        p: Float[Array, " n"],
+    ) -> Scalar:
         """pᵀBp: the curvature of the model along p (for predicted reductions)."""
         raise NotImplementedError(
             f"{type(self).__name__} gives no Hessian approximation B; it cannot be "
             "used with a trust-region descent rule."
         )
 
-    def diagonal(self, state: Any, evaluation: Evaluation, linearisation: Any):
+    def diagonal(
+        self, state: Any, evaluation: Evaluation, linearisation: Any
+    ) -> Float[Array, " n"]:
         """diag(B) (exact or estimated), for scaling and Jacobi preconditioning."""
         raise NotImplementedError(
             f"{type(self).__name__} gives no Hessian approximation B, so no diagonal."
@@ -154,7 +167,8 @@ class AbstractHessianModel(AbstractCurvature):
 
     materialise: eqx.AbstractVar[bool | Literal["auto"]]
 
-    gives_inverse: ClassVar[bool] = False
+    has_hessian: ClassVar[bool] = True
+    solves_linear_system: ClassVar[bool] = True
 
     @property
     def needs_linearisation(self) -> bool:  # pyright: ignore

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .._problem import Evaluation
+from ..evaluation import Evaluation
 from ._base import AbstractCurvature, unit_length_first_step
 from .lbfgs import _curvature_pair, start_scaling
 
@@ -41,7 +41,9 @@ class BFGS(AbstractCurvature):
     safeguard: Literal["skip", "damp"] = eqx.field(default="skip", static=True)
     scaling: Literal["start", "none"] = eqx.field(default="start", static=True)
 
-    gives_inverse: ClassVar[bool] = True
+    has_hessian: ClassVar[bool] = False
+    solves_linear_system: ClassVar[bool] = False
+    padding_is_exact: ClassVar[bool] = True
 
     def __check_init__(self):
         if self.scaling not in ("start", "none"):

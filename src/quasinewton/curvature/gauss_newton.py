@@ -1,5 +1,6 @@
 """Gauss–Newton: B = JᵀJ for least squares, dense or matrix-free."""
 
+import dataclasses
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -7,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from .._problem import Evaluation, Problem
+from ..evaluation import Evaluation, JacobianEvaluation, NormalEvaluation
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
 from ..linear.preconditioners import gauss_newton_diagonal
 from ..linear.unrolled import MAX_UNROLLED, cholesky_solve
+from ..problem import Problem
 from ._base import AbstractHessianModel
 
 _DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
@@ -34,11 +36,10 @@ class GaussNewton(AbstractHessianModel):
       path for many small fits under `jax.vmap`. For n ≤ 8 the factorisation is
       written out entry by entry ([`quasinewton.linear.cholesky_solve`][]),
       so a batch of 10⁴ fits is a few fused vector loops rather than 10⁴ LAPACK
-      calls (measured on 10⁴ GAUSS_2D fits: 3× the fits per second of the QR
-      path). It squares J's condition number, so it loses accuracy where cond(J)
-      approaches 1/√eps (~10⁸ in float64, ~4·10³ in float32); on the 54 NIST StRD
-      runs (n ≤ 9) both forms match 53. `"auto"` uses it when J is dense and
-      n ≤ 8; `False` (default) keeps J.
+      calls ([measured](../benchmarks/defaults.md)). It squares J's condition
+      number, so it loses accuracy where cond(J) approaches 1/√eps (~10⁸ in
+      float64, ~4·10³ in float32). `"auto"` uses it when J is dense and n ≤ 8;
+      `False` (default) keeps J.
 
     Linear solves: with J dense, `lx.QR()` (the default) solves the equivalent
     least-squares problem min ‖[J; √D]p + [r; 0]‖ without squaring the condition
@@ -60,7 +61,10 @@ class GaussNewton(AbstractHessianModel):
             materialise = bool(x.size <= 512 and m * x.size <= 4_000_000)
         if normal == "auto":
             normal = x.size <= MAX_UNROLLED
-        return GaussNewton(materialise, bool(normal and materialise))
+        # `replace` keeps the type and every other field (a subclass's too).
+        return dataclasses.replace(
+            self, materialise=materialise, normal_equations=bool(normal and materialise)
+        )
 
     def __check_init__(self):
         if self.normal_equations is True and self.materialise is False:
@@ -70,40 +74,36 @@ class GaussNewton(AbstractHessianModel):
 
     def evaluate(self, problem: Problem, x):
         if self.materialise:
-            r, jac, aux = problem.jacobian(x)
+            f, residual, jac, aux = problem.dense_linear_model(x)
+            grad = jac.T @ residual
             # The normal-equations form keeps JᵀJ in place of J, and not r, which
             # only the QR solve reads: neither is carried through the loop.
             if self.normal_equations:
-                matrix, kept = jac.T @ jac, None
+                ev = NormalEvaluation(f=f, grad=grad, aux=aux, normal=jac.T @ jac)
             else:
-                matrix, kept = jac, r
-            ev = Evaluation(
-                f=0.5 * jnp.sum(r * r),
-                grad=jac.T @ r,
-                aux=aux,
-                residual=kept,
-                matrix=matrix,
-            )
+                ev = JacobianEvaluation(
+                    f=f, grad=grad, aux=aux, residual=residual, jacobian=jac
+                )
             return ev, None, 1, 1
-        r, jvp, vjp, aux = problem.linearise(x)
-        ev = Evaluation(f=0.5 * jnp.sum(r * r), grad=vjp(r), aux=aux, residual=r)
-        return ev, (jvp, vjp), 1, 1
+        ev, product, transpose = problem.linear_model(x)
+        return ev, (product, transpose), 1, 1
 
     def init_state(self, x, evaluation):
         return None
 
     def _products(self, evaluation: Evaluation, linearisation):
+        """v ↦ Jv and u ↦ Jᵀu, from the dense J or the linearisation."""
         if self.materialise:
-            jac = evaluation.matrix
+            jac = evaluation.jacobian
             return (lambda v: jac @ v), (lambda u: jac.T @ u)
         return linearisation
 
     def _matvec(self, evaluation: Evaluation, linearisation):
         """v ↦ JᵀJv."""
         if self.normal_equations:
-            return lambda v: evaluation.matrix @ v
-        jvp, vjp = self._products(evaluation, linearisation)
-        return lambda v: vjp(jvp(v))
+            return lambda v: evaluation.normal @ v
+        product, transpose = self._products(evaluation, linearisation)
+        return lambda v: transpose(product(v))
 
     def _direct(self, solver) -> Literal["cholesky", "qr", None]:
         """Which direct dense solve `solve` uses with this Lineax solver, if any."""
@@ -126,7 +126,7 @@ class GaussNewton(AbstractHessianModel):
         solver = context.solver
         direct = self._direct(solver)
         if direct == "cholesky":
-            normal = evaluation.matrix
+            normal = evaluation.normal
             if damping is not None:
                 normal = normal + jnp.diag(damping)
             if evaluation.grad.shape[0] <= MAX_UNROLLED:
@@ -138,7 +138,7 @@ class GaussNewton(AbstractHessianModel):
                 ).value
             return p, jnp.zeros((), jnp.int32)
         if direct == "qr":
-            jac, r = evaluation.matrix, evaluation.residual
+            jac, r = evaluation.jacobian, evaluation.residual
             n = jac.shape[1]
             if damping is None:
                 matrix, target = jac, -r
@@ -169,21 +169,21 @@ class GaussNewton(AbstractHessianModel):
 
     def quadratic(self, state, evaluation, linearisation, p):
         if self.normal_equations:
-            return jnp.dot(p, evaluation.matrix @ p)
+            return jnp.dot(p, evaluation.normal @ p)
         jvp, _ = self._products(evaluation, linearisation)
         jp = jvp(p)
         return jnp.dot(jp, jp)
 
     def diagonal(self, state, evaluation, linearisation):
         if self.normal_equations:
-            a = evaluation.matrix
+            a = evaluation.normal
             if a.shape[0] <= MAX_UNROLLED:
                 # Static slices: jnp.diagonal lowers to a gather, a kernel of its
                 # own in the compiled loop.
                 return jnp.stack([a[i, i] for i in range(a.shape[0])])
             return jnp.diagonal(a)
         if self.materialise:
-            return jnp.sum(evaluation.matrix**2, axis=0)
+            return jnp.sum(evaluation.jacobian**2, axis=0)
         jvp, _ = self._products(evaluation, linearisation)
         n = evaluation.grad.shape[0]
 

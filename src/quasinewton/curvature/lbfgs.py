@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from .._misc import as_float, as_index, check_int, check_real
-from .._problem import Evaluation
+from ..evaluation import Evaluation
 from ._base import AbstractCurvature, unit_length_first_step
 
 
@@ -144,7 +144,9 @@ class LBFGS(AbstractCurvature):
     max_skipped: int = eqx.field(default=5, static=True, converter=as_index)
     scaling: Literal["start", "none"] = eqx.field(default="start", static=True)
 
-    gives_inverse: ClassVar[bool] = True
+    has_hessian: ClassVar[bool] = False
+    solves_linear_system: ClassVar[bool] = False
+    padding_is_exact: ClassVar[bool] = True
 
     def __check_init__(self):
         check_int("memory_size", self.memory_size, 1)
@@ -264,12 +266,8 @@ def start_scaling(x: Float[Array, " n"]) -> Float[Array, " n"]:
     D ≤ 1 and the first step, −D∇f, is no longer than −∇f. When the sizes lie within a factor 1000 of each other
     (maxσ/minσ < 1000, e.g. Rosenbrock's (−1.2, 1)) D = I: the unknowns are then
     taken to be of one size, as a shape read from a start point would only perturb
-    a well-scaled model. Measured: on the CUTEst problems with spreads below 100
-    the shape cost evaluations as often as it saved them; on 1000 random 10-D
-    starts y0 ~ N(0, 9) (tests/test_batching.py) a threshold of 100 scales 12% of
-    them and raises the mean evaluations from 17.8 to 25.4 (one float32 solve ran
-    out of steps), a threshold of 1000 scales 1.5% and costs 18.9; the CUTEst
-    problems rescued spread by 2500 to 6e8, save DEVGLA2 and RAT43LS (100)."""
+    a well-scaled model (the threshold is chosen by the
+    [measurements](../benchmarks/defaults.md) on CUTEst and random starts)."""
     a = jnp.abs(x)
     big = jnp.max(a)
     # A start within rounding of zero (5.6e-17 in the middle of linspace(-1, 1, 7))

@@ -1,5 +1,6 @@
 """Newton: the exact Hessian, dense or as Hessian-vector products."""
 
+import dataclasses
 from typing import Literal
 
 import equinox as eqx
@@ -7,9 +8,10 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from .._problem import Evaluation, Problem
+from ..evaluation import Evaluation, HessianEvaluation
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
+from ..problem import Problem
 from ._base import AbstractHessianModel
 
 _DEFAULT_CG = ConjugateGradient(rtol=1e-4, max_steps=100)
@@ -41,7 +43,8 @@ class Newton(AbstractHessianModel):
     def specialise(self, problem: Problem, x):
         if self.materialise != "auto":
             return self
-        return Newton(materialise=bool(x.size <= 256))
+        # `replace` keeps the type and every other field (a subclass's too).
+        return dataclasses.replace(self, materialise=bool(x.size <= 256))
 
     def evaluate(self, problem: Problem, x):
         def grad_and_rest(z):
@@ -55,14 +58,8 @@ class Newton(AbstractHessianModel):
         if self.materialise:
             jac = jax.jacrev if reverse else jax.jacfwd
             hessian, ev = jac(grad_and_rest, has_aux=True)(x)
-            return (
-                eqx.tree_at(
-                    lambda e: e.matrix, ev, hessian, is_leaf=lambda v: v is None
-                ),
-                None,
-                1,
-                1,
-            )
+            ev = HessianEvaluation(f=ev.f, grad=ev.grad, aux=ev.aux, hessian=hessian)
+            return ev, None, 1, 1
         if reverse:
             _, vjp, ev = jax.vjp(grad_and_rest, x, has_aux=True)
             return ev, (lambda v: vjp(v)[0]), 1, 1
@@ -74,14 +71,14 @@ class Newton(AbstractHessianModel):
 
     def _product(self, evaluation: Evaluation, linearisation):
         if self.materialise:
-            return lambda v: evaluation.matrix @ v
+            return lambda v: evaluation.hessian @ v
         return linearisation
 
     def solve(self, state, evaluation, linearisation, damping, context):
         if self.materialise and damping is None and context.solver is None:
-            return _modified_newton_step(evaluation.matrix, evaluation.grad), jnp.zeros(
-                (), jnp.int32
-            )
+            return _modified_newton_step(
+                evaluation.hessian, evaluation.grad
+            ), jnp.zeros((), jnp.int32)
         return solve_damped(
             self._product(evaluation, linearisation),
             -evaluation.grad,
@@ -96,7 +93,7 @@ class Newton(AbstractHessianModel):
 
     def diagonal(self, state, evaluation, linearisation):
         if self.materialise:
-            return jnp.diag(evaluation.matrix)
+            return jnp.diag(evaluation.hessian)
         hvp = self._product(evaluation, linearisation)
         n = evaluation.grad.shape[0]
 

@@ -2,6 +2,7 @@
 
 from ._base import AbstractDescent
 from .line_search import Backtracking, LineSearchState, Zoom
+from .ratio import Verdict, damping_update, radius_update, ratio_test
 from .trust_region import TrustRegion, TrustRegionState
 
 __all__ = [
@@ -10,5 +11,9 @@ __all__ = [
     "LineSearchState",
     "TrustRegion",
     "TrustRegionState",
+    "Verdict",
     "Zoom",
+    "damping_update",
+    "radius_update",
+    "ratio_test",
 ]

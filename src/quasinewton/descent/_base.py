@@ -1,13 +1,14 @@
 """The interface every descent rule implements."""
 
 import abc
-from typing import Any, ClassVar
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
-from .._problem import Evaluation
+from ..curvature.model import Model
+from ..evaluation import Evaluation
 
 
 class AbstractDescent(eqx.Module):
@@ -24,12 +25,20 @@ class AbstractDescent(eqx.Module):
     - `solves_every_iteration`: `True` if `propose` solves the curvature model at
       every iteration (trust regions), `False` if only when a new search starts
       (line searches).
-    - `needs_damping`: `True` if the rule damps a Hessian model (B + D), which
-      inverse models cannot give; [`quasinewton.Solver`][] refuses that pairing.
+    - `needs_hessian`: `True` if the rule needs the model's Hessian approximation
+      B (damped solves B + D, the curvature pᵀBp of a predicted reduction), which
+      inverse models do not give
+      (`AbstractCurvature.has_hessian`); [`quasinewton.Solver`][] refuses that
+      pairing.
+
+    Trust-region rules judge trials with the shared
+    [`quasinewton.descent.ratio_test`][] and adapt their region with
+    [`quasinewton.descent.damping_update`][] or
+    [`quasinewton.descent.radius_update`][].
     """
 
-    solves_every_iteration: ClassVar[bool]
-    needs_damping: ClassVar[bool]
+    solves_every_iteration: eqx.AbstractClassVar[bool]
+    needs_hessian: eqx.AbstractClassVar[bool]
 
     @abc.abstractmethod
     def init_state(self, x: Float[Array, " n"], evaluation: Evaluation) -> Any:
@@ -70,13 +79,14 @@ class AbstractDescent(eqx.Module):
         state: Any,
         x: Float[Array, " n"],
         evaluation: Evaluation,
-        model: Any,
+        model: Model,
         new_search: Bool[Array, ""],
         direction: Float[Array, " n"],
-    ) -> tuple[Float[Array, " n"], Float[Array, " n"], Any, Array]:
+    ) -> tuple[Float[Array, " n"], Float[Array, " n"], Any, Int[Array, ""]]:
         """The next trial point from the current iterate `x`.
 
-        `model` is a [`quasinewton.curvature.Model`][] at `x`; `new_search` is true
+        `model` is the curvature model at `x` (the rule sees it only through
+        [`quasinewton.curvature.Model`][]'s methods); `new_search` is true
         after an accepted step or a restart; `direction` is the current search
         direction (or last step). **Returns:**
         `(trial_x, direction, state, num_linear_steps)`.

@@ -121,7 +121,7 @@ def _clamp(candidate, fallback, low, high):
 
 class _LineSearch(AbstractDescent):
     solves_every_iteration: ClassVar[bool] = False
-    needs_damping: ClassVar[bool] = False
+    needs_hessian: ClassVar[bool] = False
 
     def init_state(self, x, evaluation):
         return _fresh_state(1.0, evaluation.f, jnp.zeros_like(evaluation.f))
@@ -140,7 +140,7 @@ class _LineSearch(AbstractDescent):
                 jnp.minimum(1.0, 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)),
                 model.initial_step(p),
             )
-            memoryless = bad | model.curvature.is_reset(model.state)
+            memoryless = bad | model.is_reset()
             # A search from the point the last one started from is the restart
             # after its failure.
             same_point = (state.count > 0) & (state.phi0 == evaluation.f)

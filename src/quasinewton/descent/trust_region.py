@@ -3,12 +3,12 @@
 from typing import ClassVar, Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Scalar
 
 from .._misc import as_float, check_real
 from ._base import AbstractDescent
+from .ratio import damping_update, ratio_test
 
 
 class TrustRegionState(eqx.Module):
@@ -37,35 +37,31 @@ class TrustRegion(AbstractDescent):
     """Levenberg–Marquardt: steps solve (B + λD)p = −∇f, with λ adapted to how well
     the model predicted the last trial (Levenberg, 1944; Marquardt, 1963).
 
-    With ρ = (f(x) − f(x + p)) / (f(x) − m(p)) the ratio of actual to predicted
-    reduction, a trial is accepted when ρ > `accept`. After an accepted step
-    λ ← λ·max(1/`max_decrease`, 1 − (2ρ − 1)³) (Nielsen, 1999, who uses 1/3), so
-    very good steps cut λ and mediocre ones keep it; after a rejection λ ← λ·ν and ν doubles, and when the
-    model predicted no decrease at all λ grows ten times faster. λ stays within
-    [`min_damping`, `max_damping`]. A non-finite trial is rejected like a poor one;
-    the iterate never moves to it. The rule fails when λ reaches `max_damping`, and
-    stops at the precision floor when both the predicted and the actual change of a
-    rejected trial are within rounding of f.
+    Trials are judged by [`quasinewton.descent.ratio_test`][]: with ρ the ratio of
+    the actual to the predicted reduction, a trial is accepted when ρ > `accept`,
+    and a non-finite trial is rejected like a poor one (the iterate never moves to
+    it). λ then follows [`quasinewton.descent.damping_update`][] (Nielsen, 1999,
+    who caps the decrease at 3), within [`min_damping`, `max_damping`]. The rule
+    fails when λ reaches `max_damping`, and stops at the precision floor when both
+    the predicted and the actual change of a rejected trial are within rounding of
+    f.
 
     **Arguments:**
 
     - `scaling`: D. `"identity"` (default): D = I, with λ₀ and λ's range
       relative to c, the largest diagonal entry of B at the start (Madsen, Nielsen
       & Tingleff, 2004, scale λ₀ by it), so that they keep their size relative to
-      B whatever the units of the residuals. `"marquardt"`: the
-      running maximum of diag(B), as in MINPACK (Moré, 1978), which makes the method
-      invariant to rescaling the unknowns. Measured on the 54 NIST StRD runs with
-      `rtol = atol = 1e-12`, identity solves 53 and Marquardt 52 (it also loses
-      BoxBOD from start 1, where a long-gone large column keeps one unknown
-      over-damped), and identity needs no diag(B), which costs n products
-      matrix-free. Prefer Marquardt when unknowns differ in scale by many orders
-      of magnitude and no preconditioner is used.
+      B whatever the units of the residuals; it needs no diag(B), which costs n
+      products matrix-free. `"marquardt"`: the running maximum of diag(B), as in
+      MINPACK (Moré, 1978), which makes the method invariant to rescaling the
+      unknowns: prefer it when unknowns differ in scale by many orders of
+      magnitude and no preconditioner is used. The two are compared on the NIST
+      problems in the [benchmarks](../benchmarks/defaults.md).
     - `initial_damping`: λ₀, relative to c (identity) or to D (Marquardt).
     - `accept`: the least ρ for which a trial is accepted.
-    - `max_decrease`: the most λ may shrink by after one very good step. Measured
-      against Nielsen's 3: 30 cuts the median LM steps on Gpufit's GAUSS_2D fits
-      from 15 to 11 and the evaluations over the 54 NIST runs from 4,870 to 4,535,
-      with the same 53/54 solved.
+    - `max_decrease`: the most λ may shrink by after one very good step (Nielsen's
+      3 shrinks λ more slowly after a run of good steps; the default is compared
+      with it in the [benchmarks](../benchmarks/defaults.md)).
     - `min_damping`, `max_damping`: the range of λ, relative as λ₀ is.
     """
 
@@ -79,7 +75,7 @@ class TrustRegion(AbstractDescent):
     max_damping: float = eqx.field(default=1e16, converter=as_float)
 
     solves_every_iteration: ClassVar[bool] = True
-    needs_damping: ClassVar[bool] = True
+    needs_hessian: ClassVar[bool] = True
 
     def __check_init__(self):
         if self.scaling not in ("identity", "marquardt"):
@@ -112,39 +108,23 @@ class TrustRegion(AbstractDescent):
     def judge(
         self, state: TrustRegionState, x, current, trial, trial_finite, direction
     ):
-        eps = jnp.finfo(x.dtype).eps
         predicted = state.predicted
-        actual = current.f - trial.f
-        rho = actual / jnp.where(predicted > 0, predicted, 1.0)
-        accept = trial_finite & (predicted > 0) & (rho > self.accept)
-
-        good = jnp.maximum(1.0 / self.max_decrease, 1.0 - (2.0 * rho - 1.0) ** 3)
-        bad_growth = jnp.where(predicted > 0, state.growth, 10.0 * state.growth)
-        damping = jnp.where(accept, state.damping * good, state.damping * bad_growth)
-        growth = jnp.where(accept, 2.0, 2.0 * state.growth)
+        verdict = ratio_test(current.f, trial.f, predicted, trial_finite, self.accept)
+        damping, growth = damping_update(
+            state.damping, state.growth, verdict, predicted, self.max_decrease
+        )
         low, high = self.min_damping * state.unit, self.max_damping * state.unit
         damping = jnp.clip(damping, low, high).astype(x.dtype)
-
-        # Both the predicted and the actual change are below √eps·|f| and the trial
-        # was still rejected: the model and f disagree only by rounding (see
-        # Zoom.at_precision_floor), so no step can be told apart from standing still.
-        noise = jnp.sqrt(eps) * jnp.abs(current.f)
-        floor = (
-            ~accept
-            & trial_finite
-            & (jnp.abs(predicted) <= noise)
-            & (jnp.abs(actual) <= noise)
-        )
-        failed = ~accept & ((state.damping >= high) | floor)
+        failed = ~verdict.accept & ((state.damping >= high) | verdict.floor)
         new_state = TrustRegionState(
             damping=damping,
             growth=growth.astype(x.dtype),
             predicted=predicted,
             scale=state.scale,
             unit=state.unit,
-            floor=floor,
+            floor=verdict.floor,
         )
-        return accept, failed, new_state
+        return verdict.accept, failed, new_state
 
     def at_precision_floor(self, state: TrustRegionState):
         return state.floor
@@ -164,7 +144,7 @@ class TrustRegion(AbstractDescent):
             # c, the largest diagonal entry of B at the start: whatever the units of
             # the residuals, λ keeps its size relative to B. (D stays the constant
             # I rather than cI: XLA folds it away in the small unrolled solves.)
-            unit = jnp.where(damping < 0, _largest_diagonal(model, x), state.unit)
+            unit = jnp.where(damping < 0, model.largest_diagonal(), state.unit)
             scale = jnp.ones_like(x)
         first = (self.initial_damping * unit).astype(x.dtype)
         damping = jnp.where(damping < 0, first, damping)
@@ -192,15 +172,3 @@ class TrustRegion(AbstractDescent):
             (damping, predicted, scale, unit),
         )
         return x + p, p, new_state, num_linear
-
-
-def _largest_diagonal(model, x) -> Scalar:
-    """max diag(B), exactly when the model keeps a dense matrix, else estimated by
-    trace(B)/n = E[zᵀBz]/n with one Rademacher probe z (one product)."""
-    tiny = jnp.finfo(x.dtype).tiny
-    if getattr(model.curvature, "needs_linearisation", False):
-        z = jax.random.rademacher(jax.random.PRNGKey(0), x.shape, dtype=x.dtype)
-        estimate = model.quadratic(z) / x.size
-    else:
-        estimate = jnp.max(model.diagonal())
-    return jnp.where(jnp.isfinite(estimate) & (estimate > 0), estimate, 1.0) + tiny

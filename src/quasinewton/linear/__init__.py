@@ -2,6 +2,7 @@
 unrolled small dense solve of the lean path."""
 
 from .cg import ConjugateGradient
+from .context import LinearSolveContext
 from .forcing import AbstractForcing, ConstantForcing, EisenstatWalker
 from .preconditioners import (
     AbstractPreconditioner,
@@ -18,6 +19,7 @@ __all__ = [
     "ConstantForcing",
     "EisenstatWalker",
     "Jacobi",
+    "LinearSolveContext",
     "cholesky_solve",
     "gauss_newton_diagonal",
     "hutchinson_diagonal",

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float
 
-from ..curvature._base import LinearSolveContext
 from .cg import ConjugateGradient
+from .context import LinearSolveContext
 from .preconditioners import hutchinson_diagonal
 
 _TAGS = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
@@ -73,7 +73,7 @@ def solve_damped(
         if context.preconditioner is not None:
             key = jax.random.fold_in(
                 jax.random.PRNGKey(getattr(context.preconditioner, "seed", 0)),
-                0 if context.step is None else context.step,
+                context.step,
             )
             if estimate_fn is None:
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Scalar
 
 from .._misc import as_float, check_real
-from .._problem import Evaluation
+from ..evaluation import Evaluation
 
 
 class AbstractForcing(eqx.Module):

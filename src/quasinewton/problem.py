@@ -1,9 +1,16 @@
-"""The objective as the loop sees it: a function of one flat vector.
+"""The problem as the parts see it: the objective as a function of one flat vector.
 
 `minimise` and `least_squares` accept any pytree `y0`; the loop works on the flat
 vector `x = ravel(y0)`, so that curvature memories, dense matrices and every
 termination test are single arrays whatever the user's pytree looks like. Flattening
 happens once at the boundary; `fn` always receives the user's structure.
+
+A curvature model receives a [`Problem`][quasinewton.problem.Problem] in its
+`evaluate` and `specialise` and evaluates the objective only through it. For least
+squares the objective f = ½‖r‖² is defined once, by
+[`SumOfSquares`][quasinewton.problem.SumOfSquares]: the cost, the gradient and the
+Gauss–Newton matrix of every path (dense QR, normal equations, matrix-free
+products, the compiled and the host loop) come from its methods.
 """
 
 from collections.abc import Callable
@@ -17,33 +24,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree, Scalar
 
+from .evaluation import Evaluation, ResidualEvaluation
+
+__all__ = ["Problem", "SumOfSquares"]
+
 Kind = Literal["scalar", "residual"]
-
-
-class Evaluation(eqx.Module):
-    """What the loop keeps of one evaluation of the objective at a point.
-
-    **Attributes:**
-
-    - `f`: the objective (for least squares, ½‖r‖²).
-    - `grad`: its gradient, flat.
-    - `aux`: the user's auxiliary output.
-    - `residual`: the flat residual vector, if the curvature model needs it later
-      (the QR solve of Gauss–Newton), else `None`.
-    - `matrix`: a dense matrix kept by the curvature model (the Jacobian of the
-      residual, or the Hessian), else `None`.
-    """
-
-    f: Scalar
-    grad: Float[Array, " n"]
-    aux: Any
-    residual: Float[Array, " m"] | None = None
-    matrix: Float[Array, "a n"] | None = None
-
-
-def tree_where(pred, on_true, on_false):
-    """`jnp.where(pred, a, b)` leaf by leaf over two pytrees of one structure."""
-    return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def _describe(path) -> str:
@@ -227,8 +212,68 @@ def _cannot_transpose(mode: str, product: str) -> TypeError:
     )
 
 
+class SumOfSquares(eqx.Module):
+    """The least-squares objective f = ½‖r‖², defined once for every solve path.
+
+    A Gauss–Newton model never writes f, ∇f or JᵀJ itself. It asks this object for
+    the cost f and for the *linear model* of the residuals at the point: a residual
+    r̃ and Jacobian J̃ such that f(x + p) ≈ ½‖r̃ + J̃p‖² up to a constant, from which ∇f = J̃ᵀr̃ and the
+    Gauss–Newton matrix B = J̃ᵀJ̃ follow for every path (QR of [J̃; √D], the normal
+    equations, matrix-free products, the compiled and the host loop). For the plain
+    sum of squares r̃ = r and J̃ = J; residual weights and robust losses (which
+    rescale and correct r and J, Triggs et al., 2000, §4.3) change only these
+    methods.
+
+    `minimise`/`least_squares` put it into the [`Problem`][quasinewton.problem.Problem],
+    whose array leaves reach the compiled loop as inputs: per-solve data of the
+    objective belong here, and a new value of them compiles nothing anew.
+    """
+
+    def cost(self, residual: Float[Array, " m"]) -> Scalar:
+        """f = ½‖r‖² = ½ Σᵢ rᵢ²."""
+        return 0.5 * jnp.sum(residual * residual)
+
+    def model(
+        self, residual: Float[Array, " m"], jacobian: Float[Array, "m n"]
+    ) -> tuple[Float[Array, " m"], Float[Array, "m n"]]:
+        """The linear model's (r̃, J̃) from r and a dense J."""
+        return residual, jacobian
+
+    def model_products(
+        self,
+        residual: Float[Array, " m"],
+        product: Callable[[Float[Array, " n"]], Float[Array, " m"]],
+        transpose: Callable[[Float[Array, " m"]], Float[Array, " n"]],
+    ) -> tuple[Float[Array, " m"], Callable, Callable]:
+        """The linear model's r̃ with the products v ↦ J̃v and u ↦ J̃ᵀu, from r and the
+        products v ↦ Jv (`product`) and u ↦ Jᵀu (`transpose`)."""
+        return residual, product, transpose
+
+    def gradient(
+        self,
+        residual: Float[Array, " m"],
+        transpose: Callable[[Float[Array, " m"]], Float[Array, " n"]],
+    ) -> Float[Array, " n"]:
+        """∇f = J̃ᵀr̃, from r and the product u ↦ Jᵀu."""
+        model_residual, _, model_transpose = self.model_products(
+            residual, None, transpose
+        )
+        return model_transpose(model_residual)
+
+
 class Problem(eqx.Module):
-    """`fn` seen as a function of the flat vector `x`.
+    """The problem a solver's parts see: `fn` as a function of the flat vector `x`.
+
+    Curvature models evaluate the objective only through these methods: `scalar`
+    (f and aux), `value_and_grad` (an [`Evaluation`][quasinewton.evaluation.Evaluation]
+    of f and ∇f), and for least squares `residual`, `linearise` (r with the
+    products Jv, Jᵀu) and `jacobian` (r with a dense J), each differentiating `fn`
+    in the solve's `autodiff_mode`. The objective of least squares is `objective`.
+
+    A `Problem` is a pytree: its arrays (`args`, the arrays `fn` closes over, and
+    those of `objective`) are inputs of the compiled loop, so that solving again
+    with other values compiles nothing anew; the rest (`unravel`, `kind`, ...) is
+    static.
 
     **Attributes:**
 
@@ -241,6 +286,8 @@ class Problem(eqx.Module):
     - `autodiff_mode`: how `fn` is differentiated (see `minimise`): `"auto"`
       (reverse mode for gradients; for Jacobians forward when tall, else reverse),
       `"forward"` (jvp only) or `"reverse"` (vjp only).
+    - `objective`: the least-squares objective of the residuals (unused for
+      `kind="scalar"`).
     """
 
     fn: Callable
@@ -249,6 +296,7 @@ class Problem(eqx.Module):
     kind: Kind = eqx.field(static=True)
     has_aux: bool = eqx.field(static=True)
     autodiff_mode: AutodiffMode = eqx.field(default="auto", static=True)
+    objective: SumOfSquares = eqx.field(default_factory=SumOfSquares)
 
     def __check_init__(self):
         if self.autodiff_mode not in _MODES:
@@ -269,8 +317,7 @@ class Problem(eqx.Module):
         out, aux = self._call(x)
         if self.kind == "scalar":
             return jnp.asarray(out, x.dtype), aux
-        r = self.flat_residual_of(out, x.dtype)
-        return 0.5 * jnp.sum(r * r), aux
+        return self.objective.cost(self.flat_residual_of(out, x.dtype)), aux
 
     def residual(self, x: Float[Array, " n"]) -> tuple[Float[Array, " m"], Any]:
         """The flat residual and aux at `x` (least squares only)."""
@@ -279,6 +326,7 @@ class Problem(eqx.Module):
 
     @staticmethod
     def flat_residual_of(out, dtype) -> Float[Array, " m"]:
+        """The leaves of a residual pytree, raveled and concatenated, in `dtype`."""
         leaves = [jnp.ravel(jnp.asarray(leaf, dtype)) for leaf in jtu.tree_leaves(out)]
         return leaves[0] if len(leaves) == 1 else jnp.concatenate(leaves)
 
@@ -295,19 +343,44 @@ class Problem(eqx.Module):
 
                     g, (f, aux) = jax.jacfwd(with_value, has_aux=True)(x)
                     return Evaluation(f=f, grad=g, aux=aux)
-                r, jac, aux = self.jacobian(x)
-                return Evaluation(
-                    f=0.5 * jnp.sum(r * r), grad=jac.T @ r, aux=aux, residual=r
-                )
+                f, model_residual, model_jac, aux = self.dense_linear_model(x)
+                return Evaluation(f=f, grad=model_jac.T @ model_residual, aux=aux)
             if self.kind == "scalar":
                 (f, aux), g = jax.value_and_grad(self.scalar, has_aux=True)(x)
                 return Evaluation(f=f, grad=g, aux=aux)
             r, vjp, aux = jax.vjp(self.residual, x, has_aux=True)
-            (g,) = vjp(r)
+            g = self.objective.gradient(r, lambda u: vjp(u)[0])
         except Exception as error:
             _explain(error, self.autodiff_mode)
             raise
-        return Evaluation(f=0.5 * jnp.sum(r * r), grad=g, aux=aux, residual=r)
+        return Evaluation(f=self.objective.cost(r), grad=g, aux=aux)
+
+    def linear_model(
+        self, x: Float[Array, " n"]
+    ) -> tuple[ResidualEvaluation, Callable, Callable]:
+        """The objective's linear model at `x` without forming J (least squares
+        only): an evaluation of f, ∇f and the model residual r̃, with the products
+        v ↦ J̃v and u ↦ J̃ᵀu of one linearisation (see `linearise` and
+        [`SumOfSquares`][quasinewton.problem.SumOfSquares])."""
+        r, jvp, vjp, aux = self.linearise(x)
+        model_residual, product, transpose = self.objective.model_products(r, jvp, vjp)
+        ev = ResidualEvaluation(
+            f=self.objective.cost(r),
+            grad=transpose(model_residual),
+            aux=aux,
+            residual=model_residual,
+        )
+        return ev, product, transpose
+
+    def dense_linear_model(
+        self, x: Float[Array, " n"]
+    ) -> tuple[Scalar, Float[Array, " m"], Float[Array, "m n"], Any]:
+        """f, the model residual r̃, its dense Jacobian J̃ and aux at `x` (least
+        squares only; see `jacobian` and
+        [`SumOfSquares`][quasinewton.problem.SumOfSquares])."""
+        r, jac, aux = self.jacobian(x)
+        model_residual, model_jac = self.objective.model(r, jac)
+        return self.objective.cost(r), model_residual, model_jac, aux
 
     def linearise(self, x: Float[Array, " n"]):
         """r, J as a (jvp, vjp) pair of functions, and aux: one forward pass.
