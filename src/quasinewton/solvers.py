@@ -288,8 +288,10 @@ def GaussNewton(
     """Damped Gauss–Newton for least squares: the Gauss–Newton step JᵀJp = −Jᵀr
     with a line search on ½‖r‖².
 
-    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise),
-    descent=qn.descent.Backtracking(), linear_solver=linear_solver)`. Fast on
+    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise,
+    normal_equations), descent=qn.descent.Backtracking(),
+    linear_solver=linear_solver)`, with `normal_equations="auto"` when no linear
+    solver is named, `True` for `lx.Cholesky()` and `False` otherwise. Fast on
     well-posed, small-residual fits; for hard or rank-deficient ones prefer
     [`quasinewton.LevenbergMarquardt`][].
 
@@ -333,8 +335,10 @@ def LevenbergMarquardt(
 ) -> Solver:
     """Levenberg–Marquardt: the default least-squares solver.
 
-    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise),
-    descent=qn.descent.TrustRegion(scaling), linear_solver=linear_solver)`. With a
+    A preset: `Solver(curvature=qn.curvature.GaussNewton(materialise,
+    normal_equations), descent=qn.descent.TrustRegion(scaling),
+    linear_solver=linear_solver)`, with `normal_equations` chosen from the linear
+    solver as for [`quasinewton.GaussNewton`][]. With a
     dense J, steps of small problems (n ≤ 8) solve the normal equations
     (JᵀJ + λD)p = −Jᵀr by a Cholesky factorisation written out entry by entry (the
     lean path for many small fits under `jax.vmap`), and larger ones use QR of
