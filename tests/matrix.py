@@ -29,6 +29,7 @@ DESCENTS: dict[str, Callable[[], qn.descent.AbstractDescent]] = {
     "zoom": qn.descent.Zoom,
     "backtracking": qn.descent.Backtracking,
     "trust-region": qn.descent.TrustRegion,
+    "dogleg": qn.descent.Dogleg,
 }
 
 #: The presets, by name.

@@ -90,4 +90,11 @@ class AbstractDescent(eqx.Module):
         after an accepted step or a restart; `direction` is the current search
         direction (or last step). **Returns:**
         `(trial_x, direction, state, num_linear_steps)`.
+
+        A rule with `solves_every_iteration = False` may use `model` only when
+        `new_search` is true: after a rejected trial the loop does not
+        re-linearise a model that needs a linearisation
+        (`AbstractCurvature.needs_linearisation`), so its products would be those
+        of the rejected trial. Such a rule keeps what it needs of the model in its
+        state (as [`quasinewton.descent.Dogleg`][] does).
         """
