@@ -6,10 +6,12 @@ from .gauss_newton import GaussNewton
 from .lbfgs import LBFGS, LBFGSState
 from .model import Model
 from .newton import Newton
+from .sr1 import SR1, SR1State
 
 __all__ = [
     "BFGS",
     "LBFGS",
+    "SR1",
     "AbstractCurvature",
     "AbstractHessianModel",
     "BFGSState",
@@ -18,4 +20,5 @@ __all__ = [
     "LinearSolveContext",
     "Model",
     "Newton",
+    "SR1State",
 ]

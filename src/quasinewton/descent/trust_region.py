@@ -23,6 +23,8 @@ class TrustRegionState(eqx.Module):
     - `unit`: what λ's range is relative to: max diag(B) at the start with
       identity scaling (λ has the units of B), 1 with Marquardt's.
     - `floor`: the last rejection was at the floating-point floor.
+    - `memoryless`: the model that made the pending trial held no quasi-Newton
+      memory (always, for Gauss–Newton and Newton).
     """
 
     damping: Scalar
@@ -31,6 +33,7 @@ class TrustRegionState(eqx.Module):
     scale: Float[Array, " n"]
     unit: Scalar
     floor: Bool[Array, ""]
+    memoryless: Bool[Array, ""]
 
 
 class TrustRegion(AbstractDescent):
@@ -103,6 +106,7 @@ class TrustRegion(AbstractDescent):
             scale=jnp.zeros_like(x),
             unit=jnp.ones((), dtype),
             floor=jnp.array(False),
+            memoryless=jnp.array(True),
         )
 
     def judge(
@@ -123,11 +127,18 @@ class TrustRegion(AbstractDescent):
             scale=state.scale,
             unit=state.unit,
             floor=verdict.floor,
+            memoryless=state.memoryless,
         )
         return verdict.accept, failed, new_state
 
     def at_precision_floor(self, state: TrustRegionState):
-        return state.floor
+        # Only a memoryless model's tiny prediction is the floor, as for the line
+        # searches: a quasi-Newton B that overestimates the curvature along some
+        # direction (SR1's memory of a stiffer region) also predicts a decrease
+        # below the rounding of f, far from the floor. Its failure restarts the
+        # model instead, and the floor is declared if the memoryless model fails
+        # there too.
+        return state.floor & state.memoryless
 
     def propose(
         self, state: TrustRegionState, x, evaluation, model, new_search, direction
@@ -167,8 +178,8 @@ class TrustRegion(AbstractDescent):
         predicted = jnp.where(solved, predicted, jnp.nan)
         p = jnp.where(solved, p, 0.0)
         new_state = eqx.tree_at(
-            lambda s: (s.damping, s.predicted, s.scale, s.unit),
+            lambda s: (s.damping, s.predicted, s.scale, s.unit, s.memoryless),
             state,
-            (damping, predicted, scale, unit),
+            (damping, predicted, scale, unit, model.is_reset()),
         )
         return x + p, p, new_state, num_linear
