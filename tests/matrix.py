@@ -17,6 +17,7 @@ import quasinewton as qn
 CURVATURES: dict[str, Callable[[], qn.curvature.AbstractCurvature]] = {
     "lbfgs": qn.curvature.LBFGS,
     "bfgs": qn.curvature.BFGS,
+    "sr1": qn.curvature.SR1,
     "newton-dense": lambda: qn.curvature.Newton(materialise=True),
     "newton-hvp": lambda: qn.curvature.Newton(materialise=False),
     "gn-normal": lambda: qn.curvature.GaussNewton(True, normal_equations=True),
