@@ -191,6 +191,14 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
 
     rtol, atol = solver.tolerances(x.dtype)
     moved = accept & ~first
+    # maxᵢ |∇fᵢ| at x without a reduction of its own: the trial's (which grad0_norm
+    # reduces anyway) if accepted, else the stored one (nan before the start is
+    # evaluated, as the placeholder's).
+    grad_norm = jnp.where(
+        accept,
+        jnp.max(jnp.abs(ev_t.grad)),
+        jnp.where(first, jnp.nan, state.grad_norm),
+    )
     progress = Progress(
         x=x,
         f=ev.f,
@@ -206,6 +214,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         full_step=moved & descent.full_step(state.descent),
         rtol=jnp.asarray(rtol, x.dtype),
         atol=jnp.asarray(atol, x.dtype),
+        grad_norm=grad_norm,
     )
 
     # The descent rule found no better point where its model predicts a decrease
@@ -272,7 +281,7 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
         forcing=fstate,
         f0=f0,
         grad0_norm=grad0_norm,
-        grad_norm=jnp.max(jnp.abs(ev.grad)),
+        grad_norm=grad_norm,
         started=jnp.array(True),
         num_steps=num_steps,
         num_accepted_steps=state.num_accepted_steps

@@ -33,6 +33,10 @@ class Progress(eqx.Module):
       by a line search (a shortened step says the model was poor, not that the
       iterate has converged).
     - `rtol`, `atol`: the solver's tolerances.
+    - `grad_norm`: maxᵢ |∇fᵢ| at `x`, and `first_order`: G (see
+      `first_order_change`). Computed from `grad` and `x` when not given; the loop
+      passes the gradient's norm it already has, so that every test and guard
+      shares one reduction of each.
     """
 
     x: Float[Array, " n"]
@@ -47,6 +51,16 @@ class Progress(eqx.Module):
     full_step: Bool[Array, ""]
     rtol: Scalar
     atol: Scalar
+    grad_norm: Scalar | None = None
+    first_order: Scalar | None = None
+
+    def __post_init__(self):
+        if self.grad_norm is None:
+            self.grad_norm = jnp.max(jnp.abs(self.grad))
+        if self.first_order is None:
+            self.first_order = jnp.max(
+                jnp.abs(self.grad) * jnp.maximum(jnp.abs(self.x), 1.0)
+            )
 
     def scale(self) -> Scalar:
         """S, the size of the objective the relative tests compare with: the
@@ -61,7 +75,7 @@ class Progress(eqx.Module):
     def first_order_change(self) -> Scalar:
         """G = maxᵢ |∇fᵢ|·max(|xᵢ|, 1): the most a relative change of one
         coordinate could change f to first order."""
-        return jnp.max(jnp.abs(self.grad) * jnp.maximum(jnp.abs(self.x), 1.0))
+        return self.first_order
 
     def typical_f(self) -> Scalar:
         """The smallest size of f the relative tests compare with: rtol·S by
@@ -86,7 +100,7 @@ class Progress(eqx.Module):
 
     def gradient_norm(self) -> Scalar:
         """maxᵢ |∇fᵢ|."""
-        return jnp.max(jnp.abs(self.grad))
+        return self.grad_norm
 
     def gradient_fell_by(self, tolerance) -> Bool[Array, ""]:
         """maxᵢ |∇fᵢ| ≤ atol + `tolerance`·maxᵢ |∇f(y0)ᵢ|."""
