@@ -242,11 +242,13 @@ class SumOfSquares(eqx.Module):
     def model_products(
         self,
         residual: Float[Array, " m"],
-        product: Callable[[Float[Array, " n"]], Float[Array, " m"]],
+        product: Callable[[Float[Array, " n"]], Float[Array, " m"]] | None,
         transpose: Callable[[Float[Array, " m"]], Float[Array, " n"]],
-    ) -> tuple[Float[Array, " m"], Callable, Callable]:
+    ) -> tuple[Float[Array, " m"], Callable | None, Callable]:
         """The linear model's r̃ with the products v ↦ J̃v and u ↦ J̃ᵀu, from r and the
-        products v ↦ Jv (`product`) and u ↦ Jᵀu (`transpose`)."""
+        products v ↦ Jv (`product`) and u ↦ Jᵀu (`transpose`). `product` is `None`
+        where only ∇f is wanted (`gradient`, which has no Jv); the J̃v returned is
+        then unused."""
         return residual, product, transpose
 
     def gradient(
