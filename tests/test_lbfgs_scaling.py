@@ -10,6 +10,7 @@ import pytest
 import nist
 import quasinewton as qn
 from quasinewton.curvature.lbfgs import LBFGS, _diagonal_update, start_scaling
+from unchecked import unchecked
 
 
 def _misra1a():
@@ -203,7 +204,7 @@ def test_diagonal_reset_returns_to_start_shape():
 
 
 def test_lbfgs_init_is_checked():
-    with pytest.raises(ValueError, match="init must be 'diagonal', 'scaled' or 'ase'"):
+    with unchecked(), pytest.raises(ValueError, match="init must be 'diagonal'"):
         LBFGS(init="identity")
 
 
@@ -240,5 +241,5 @@ def test_bfgs_starts_from_and_resets_to_the_start_shape():
     reset = model.reset(learnt)
     assert int(reset.count) == 0
     np.testing.assert_array_equal(reset.inverse, state.inverse)
-    with pytest.raises(ValueError, match="scaling must be 'start' or 'none'"):
+    with unchecked(), pytest.raises(ValueError, match="scaling must be 'start'"):
         qn.curvature.BFGS(scaling="rows")

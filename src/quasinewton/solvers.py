@@ -4,6 +4,8 @@ from typing import Any, Literal
 
 import equinox as eqx
 import lineax as lx
+import numpy as np
+from jaxtyping import ArrayLike, Real
 
 from ._misc import check_real, default_tolerances
 from .curvature._base import AbstractCurvature
@@ -71,8 +73,8 @@ class Solver(eqx.Module):
     linear_solver: lx.AbstractLinearSolver | None = None
     preconditioner: AbstractPreconditioner | None = None
     forcing: AbstractForcing | None = None
-    rtol: float | None = None
-    atol: float | None = None
+    rtol: Real[ArrayLike, ""] | None = None
+    atol: Real[ArrayLike, ""] | None = None
     termination: tuple[AbstractTermination, ...] | None = None
 
     def __check_init__(self):
@@ -172,14 +174,14 @@ def _line_search_preset(curvature, line_search, linear_solver, rtol, atol) -> So
 
 
 def LBFGS(
-    memory_size: int = 10,
+    memory_size: int | np.integer = 10,
     init: Literal["diagonal", "scaled", "ase"] = "diagonal",
     *,
-    alpha: float = 70.0,
+    alpha: Real[ArrayLike, ""] = 70.0,
     scaling: Literal["start", "none"] = "start",
     line_search: Literal["wolfe", "armijo"] = "wolfe",
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
 ) -> Solver:
     """Limited-memory BFGS with a strong-Wolfe line search: the default minimiser.
 
@@ -216,8 +218,8 @@ def BFGS(
     *,
     scaling: Literal["start", "none"] = "start",
     line_search: Literal["wolfe", "armijo"] = "wolfe",
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
 ) -> Solver:
     """Dense BFGS with a strong-Wolfe line search, for problems of up to a few
     thousand unknowns.
@@ -248,8 +250,8 @@ def Newton(
     line_search: Literal["wolfe", "armijo"] = "armijo",
     linear_solver: lx.AbstractLinearSolver | None = None,
     materialise: bool | Literal["auto"] = "auto",
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
 ) -> Solver:
     """Newton's method with a line search: steps solve ∇²f p = −∇f with the exact
     Hessian (dense and Cholesky for small n, Hessian-vector products and CG —
@@ -282,8 +284,8 @@ def GaussNewton(
     line_search: Literal["wolfe", "armijo"] = "armijo",
     linear_solver: lx.AbstractLinearSolver | None = None,
     materialise: bool | Literal["auto"] = "auto",
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
 ) -> Solver:
     """Damped Gauss–Newton for least squares: the Gauss–Newton step JᵀJp = −Jᵀr
     with a line search on ½‖r‖².
@@ -327,8 +329,8 @@ def _gauss_newton(materialise, linear_solver) -> _GaussNewtonCurvature:
 
 def LevenbergMarquardt(
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
     linear_solver: lx.AbstractLinearSolver | None = None,
     scaling: Literal["identity", "marquardt"] = "identity",
     materialise: bool | Literal["auto"] = "auto",
@@ -366,11 +368,11 @@ def LevenbergMarquardt(
 
 def LevenbergMarquardtCG(
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: Real[ArrayLike, ""] | None = None,
+    atol: Real[ArrayLike, ""] | None = None,
     preconditioner: AbstractPreconditioner | None = Jacobi(diagonal="hutchinson"),
     forcing: AbstractForcing | None = EisenstatWalker(),
-    max_cg_steps: int = 100,
+    max_cg_steps: int | np.integer = 100,
     scaling: Literal["marquardt", "identity"] = "identity",
 ) -> Solver:
     """Matrix-free Levenberg–Marquardt for large problems: J is never formed.

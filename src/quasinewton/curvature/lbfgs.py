@@ -45,7 +45,7 @@ class LBFGSState(eqx.Module):
 def _curvature_pair(
     s: Float[Array, " n"],
     y: Float[Array, " n"],
-    b0: Scalar | Float[Array, " n"],
+    b0: Scalar | float | Float[Array, " n"],
     safeguard: str,
 ) -> tuple[Float[Array, " n"], Bool[Array, ""]]:
     """Apply the pair safeguard; returns the (possibly damped) y and whether to keep it.

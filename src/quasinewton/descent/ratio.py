@@ -8,6 +8,7 @@ adapts to how well the model predicted the last trial, by the ratio
 the actual over the predicted reduction (Nocedal & Wright, 2006, §4.1). The
 Levenberg–Marquardt rule ([`quasinewton.descent.TrustRegion`][]) adapts a damping
 λ, the dogleg a radius Δ; both judge trials with [`ratio_test`][quasinewton.descent.ratio_test].
+Their scalar arguments may be 0-d arrays (traced ones too) or Python floats.
 """
 
 import equinox as eqx
@@ -34,11 +35,11 @@ class Verdict(eqx.Module):
 
 
 def ratio_test(
-    f: Scalar,
-    trial_f: Scalar,
-    predicted: Scalar,
-    trial_finite: Bool[Array, ""],
-    accept: float,
+    f: Scalar | float,
+    trial_f: Scalar | float,
+    predicted: Scalar | float,
+    trial_finite: Bool[Array, ""] | bool,
+    accept: float | Scalar,
 ) -> Verdict:
     """Judge a trial by its reduction ratio.
 
@@ -69,11 +70,11 @@ def ratio_test(
 
 
 def damping_update(
-    damping: Scalar,
-    growth: Scalar,
+    damping: Scalar | float,
+    growth: Scalar | float,
     verdict: Verdict,
-    predicted: Scalar,
-    max_decrease: float,
+    predicted: Scalar | float,
+    max_decrease: float | Scalar,
 ) -> tuple[Scalar, Scalar]:
     """The Levenberg–Marquardt damping after a judged trial (Nielsen, 1999).
 
@@ -91,11 +92,11 @@ def damping_update(
 
 
 def radius_update(
-    radius: Scalar,
-    step_norm: Scalar,
+    radius: Scalar | float,
+    step_norm: Scalar | float,
     verdict: Verdict,
-    shrink_below: float = 0.25,
-    grow_above: float = 0.75,
+    shrink_below: float | Scalar = 0.25,
+    grow_above: float | Scalar = 0.75,
 ) -> Scalar:
     """The trust radius Δ after a judged trial (Nocedal & Wright, 2006, Alg. 4.1).
 
