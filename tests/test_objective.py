@@ -37,11 +37,8 @@ class Weighted(SumOfSquares):
 
     def model_products(self, residual, product, transpose):
         root = jnp.sqrt(self.weights)
-        return (
-            root * residual,
-            lambda v: root * product(v),
-            None if transpose is None else (lambda u: transpose(root * u)),
-        )
+        scaled_product = None if product is None else (lambda v: root * product(v))
+        return root * residual, scaled_product, lambda u: transpose(root * u)
 
 
 def residuals(y, args):
