@@ -68,7 +68,13 @@ SOLVERS = {
 }
 
 
-@pytest.mark.parametrize("name", SOLVERS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        name if name == "lm-normal" else pytest.param(name, marks=pytest.mark.slow)
+        for name in SOLVERS
+    ],
+)
 def test_a_weighted_objective_reaches_every_path(name):
     solver = SOLVERS[name]
     state = jax.jit(_weighted_solve)(solver, WEIGHTS)
