@@ -22,6 +22,7 @@ SRC = Path(qn.__file__).resolve().parent
 #: below. A folder is one layer; top-level modules are named.
 LAYERS = [
     {"_misc", "_solution"},
+    {"loss"},
     {"evaluation", "problem"},
     {"linear"},
     {"curvature"},

@@ -448,6 +448,9 @@ def _key(problem: Problem, curvature, dyn_leaves):
             problem.kind,
             problem.has_aux,
             problem.autodiff_mode,
+            # The objective's parts (which loss, whether weighted): its arrays'
+            # shapes alone could not tell two losses apart.
+            jax.tree.structure(problem.objective),
             curvature,
             # Not the tree structure of `dyn_leaves`: it holds `problem.unravel`, a
             # new function for every solve; the structures above determine it.

@@ -14,6 +14,7 @@ from ._host import can_run_on_host, run_on_host, solving
 from ._loop import run
 from ._misc import throw_if_failed
 from ._solution import Solution
+from .loss import AbstractLoss
 from .problem import Kind, concrete_nonfinite, make_problem
 from .solvers import Solver
 
@@ -65,6 +66,8 @@ def _solve(
     history: bool,
     adjoint: ImplicitAdjoint,
     autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
+    sigma: PyTree | None = None,
+    loss: AbstractLoss | None = None,
 ) -> Solution:
     name = "minimise" if kind == "scalar" else "least_squares"
     if not isinstance(solver, Solver):
@@ -77,7 +80,9 @@ def _solve(
             f"{type(solver.curvature).__name__} models a sum of squares; use "
             "`least_squares` with it, or a scalar model such as qn.curvature.LBFGS."
         )
-    problem, x0, y0 = make_problem(fn, y0, args, kind, has_aux, autodiff_mode)
+    problem, x0, y0 = make_problem(
+        fn, y0, args, kind, has_aux, autodiff_mode, sigma, loss
+    )
     if throw and concrete_nonfinite(y0):
         raise ValueError(
             "`y0` contains nan or inf. Start from a finite point (or pass throw=False "
@@ -214,6 +219,8 @@ def least_squares(
     history: bool = False,
     adjoint: ImplicitAdjoint = ImplicitAdjoint(),
     autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
+    sigma: PyTree | None = None,
+    loss: AbstractLoss | None = None,
 ) -> Solution:
     """Minimise ½‖r(y)‖², half the sum of squares of the residuals `fn(y, args)`.
 
@@ -259,4 +266,6 @@ def least_squares(
         history,
         adjoint,
         autodiff_mode,
+        sigma,
+        loss,
     )

@@ -13,6 +13,7 @@ Gauss–Newton matrix of every path (dense QR, normal equations, matrix-free
 products, the compiled and the host loop) come from its methods.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree, Scalar
 
 from .evaluation import Evaluation, ResidualEvaluation
+from .loss import AbstractLoss
 
 __all__ = ["Problem", "SumOfSquares"]
 
@@ -213,31 +215,81 @@ def _cannot_transpose(mode: str, product: str) -> TypeError:
 
 
 class SumOfSquares(eqx.Module):
-    """The least-squares objective f = ½‖r‖², defined once for every solve path.
+    """The least-squares objective, defined once for every solve path.
+
+    With the residuals r, their whitened form z = W r (W = diag(1/σ) for
+    per-residual standard deviations σ, W = L⁻¹ for a residual covariance Σ = LLᵀ,
+    W = I without `sigma`), and a robust loss ρ of scale s (none: ρ(t) = t), the
+    objective is
+
+    f = ½ Σᵢ s² ρ(zᵢ²/s²),  which is ½‖W r‖² without a loss.
 
     A Gauss–Newton model never writes f, ∇f or JᵀJ itself. It asks this object for
     the cost f and for the *linear model* of the residuals at the point: a residual
-    r̃ and Jacobian J̃ such that f(x + p) ≈ ½‖r̃ + J̃p‖² up to a constant, from which ∇f = J̃ᵀr̃ and the
-    Gauss–Newton matrix B = J̃ᵀJ̃ follow for every path (QR of [J̃; √D], the normal
-    equations, matrix-free products, the compiled and the host loop). For the plain
-    sum of squares r̃ = r and J̃ = J; residual weights and robust losses (which
-    rescale and correct r and J, Triggs et al., 2000, §4.3) change only these
-    methods.
+    r̃ and Jacobian J̃ such that f(x + p) ≈ ½‖r̃ + J̃p‖² up to a constant, from which
+    ∇f = J̃ᵀr̃ and the Gauss–Newton matrix B = J̃ᵀJ̃ follow for every path (QR of
+    [J̃; √D], the normal equations, matrix-free products, the compiled and the host
+    loop). Without a loss r̃ = W r and J̃ = W J; a loss rescales them row by row (see
+    [`AbstractLoss.correct`][quasinewton.loss.AbstractLoss.correct]).
 
     `minimise`/`least_squares` put it into the [`Problem`][quasinewton.problem.Problem],
     whose array leaves reach the compiled loop as inputs: per-solve data of the
     objective belong here, and a new value of them compiles nothing anew.
+
+    **Arguments:**
+
+    - `inverse_sigma`: 1/σ, a flat vector of one entry per residual (or a scalar),
+      or `None`.
+    - `covariance_factor`: the lower Cholesky factor L of the residuals'
+      covariance (m×m), or `None`. At most one of the two is given.
+    - `loss`: a [`quasinewton.loss.AbstractLoss`][], or `None` for ½‖z‖².
     """
 
+    inverse_sigma: Float[Array, "*m"] | None = None
+    covariance_factor: Float[Array, "m m"] | None = None
+    loss: AbstractLoss | None = None
+
+    def __check_init__(self):
+        if self.inverse_sigma is not None and self.covariance_factor is not None:
+            raise ValueError("Give `inverse_sigma` or `covariance_factor`, not both.")
+
+    def whiten(self, residual: Float[Array, " m"]) -> Float[Array, " m"]:
+        """z = W r."""
+        if self.inverse_sigma is not None:
+            return self.inverse_sigma * residual
+        if self.covariance_factor is not None:
+            return _lower_solve(self.covariance_factor, residual)
+        return residual
+
+    def _whiten_transpose(self, u: Float[Array, " m"]) -> Float[Array, " m"]:
+        """Wᵀu."""
+        if self.inverse_sigma is not None:
+            return self.inverse_sigma * u
+        if self.covariance_factor is not None:
+            return _lower_solve(self.covariance_factor, u, transpose=True)
+        return u
+
     def cost(self, residual: Float[Array, " m"]) -> Scalar:
-        """f = ½‖r‖² = ½ Σᵢ rᵢ²."""
-        return 0.5 * jnp.sum(residual * residual)
+        """f = ½ Σᵢ s² ρ(zᵢ²/s²), or ½‖z‖² without a loss."""
+        z = self.whiten(residual)
+        if self.loss is None:
+            return 0.5 * jnp.sum(z * z)
+        return self.loss.cost(z)
 
     def model(
         self, residual: Float[Array, " m"], jacobian: Float[Array, "m n"]
     ) -> tuple[Float[Array, " m"], Float[Array, "m n"]]:
         """The linear model's (r̃, J̃) from r and a dense J."""
-        return residual, jacobian
+        z = self.whiten(residual)
+        if self.inverse_sigma is not None:
+            inverse_sigma = jnp.broadcast_to(self.inverse_sigma, residual.shape)
+            jacobian = inverse_sigma[:, None] * jacobian
+        elif self.covariance_factor is not None:
+            jacobian = _lower_solve(self.covariance_factor, jacobian)
+        if self.loss is None:
+            return z, jacobian
+        residual_factor, jacobian_factor = self.loss.correct(z)
+        return residual_factor * z, jacobian_factor[:, None] * jacobian
 
     def model_products(
         self,
@@ -248,7 +300,34 @@ class SumOfSquares(eqx.Module):
         """The linear model's r̃ with the products v ↦ J̃v and u ↦ J̃ᵀu, from r and the
         products v ↦ Jv (`product`) and u ↦ Jᵀu (`transpose`). `product` is `None`
         where only the gradient is wanted (`gradient`); J̃v is then `None` too."""
-        return residual, product, transpose
+        if (
+            self.inverse_sigma is None
+            and self.covariance_factor is None
+            and self.loss is None
+        ):
+            return residual, product, transpose
+        z = self.whiten(residual)
+        if self.loss is None:
+            residual_factor = jacobian_factor = None
+            model_residual = z
+        else:
+            residual_factor, jacobian_factor = self.loss.correct(z)
+            model_residual = residual_factor * z
+
+        def model_product(v):
+            out = self.whiten(product(v))
+            return out if jacobian_factor is None else jacobian_factor * out
+
+        def model_transpose(u):
+            if jacobian_factor is not None:
+                u = jacobian_factor * u
+            return transpose(self._whiten_transpose(u))
+
+        return (
+            model_residual,
+            None if product is None else model_product,
+            model_transpose,
+        )
 
     def gradient(
         self,
@@ -260,6 +339,13 @@ class SumOfSquares(eqx.Module):
             residual, None, transpose
         )
         return model_transpose(model_residual)
+
+
+def _lower_solve(factor, b, transpose: bool = False):
+    """L⁻¹b (or L⁻ᵀb) for the lower-triangular `factor` L."""
+    return jax.scipy.linalg.solve_triangular(
+        factor, b, lower=True, trans="T" if transpose else "N"
+    )
 
 
 class Problem(eqx.Module):
@@ -442,7 +528,14 @@ def _ravel(y0: PyTree[Array]) -> tuple[Float[Array, " n"], Callable]:
 
 
 def make_problem(
-    fn, y0, args, kind: Kind, has_aux: bool, autodiff_mode: AutodiffMode = "auto"
+    fn,
+    y0,
+    args,
+    kind: Kind,
+    has_aux: bool,
+    autodiff_mode: AutodiffMode = "auto",
+    sigma=None,
+    loss: AbstractLoss | None = None,
 ):
     """Validate the inputs and build the flat `Problem` and the flat start `x0`."""
     y0 = check_y0(y0)
@@ -486,4 +579,108 @@ def make_problem(
         has_aux=has_aux,
         autodiff_mode=autodiff_mode,
     )
+    if sigma is not None or loss is not None:
+        objective = make_objective(problem, x0, sigma, loss)
+        problem = dataclasses.replace(problem, objective=objective)
     return problem, x0, y0
+
+
+def _concrete(value) -> np.ndarray | None:
+    """`value` as a NumPy array if it is concrete (not traced), else `None`."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value)
+
+
+def _check_sigma_values(sigma: Array, what: str) -> None:
+    concrete = _concrete(sigma)
+    if concrete is not None and not np.all(np.isfinite(concrete)):
+        raise ValueError(f"`sigma` holds nan or inf; {what} must be finite.")
+    if concrete is not None and what == "standard deviations" and np.any(concrete <= 0):
+        raise ValueError(
+            "`sigma` must be positive: the standard deviation of a residual is > 0 "
+            f"(the smallest given is {concrete.min()!r})."
+        )
+
+
+def make_objective(
+    problem: Problem, x0: Float[Array, " n"], sigma, loss: AbstractLoss | None
+) -> SumOfSquares:
+    """The [`SumOfSquares`][quasinewton.problem.SumOfSquares] of `least_squares`'s
+    `sigma` and `loss`, its arrays in the dtype of the solve; clear errors at trace
+    time for a `sigma` that does not fit the residuals.
+
+    `sigma` is a scalar (one standard deviation for all residuals), a pytree like
+    the residuals whose leaves broadcast to theirs (per-residual standard
+    deviations), or, for residuals of one 1-D array of m entries, an m×m
+    covariance matrix (positive definite; whitened by its Cholesky factor).
+    """
+    dtype = x0.dtype
+    if loss is not None:
+        if not isinstance(loss, AbstractLoss):
+            raise TypeError(
+                "`loss` must be a qn.loss part such as qn.loss.Huber(scale=1.0); "
+                f"got {type(loss).__name__}."
+            )
+        scale = jnp.asarray(loss.scale)
+        if not jnp.issubdtype(scale.dtype, jnp.number) or scale.shape != ():
+            raise TypeError(
+                f"The loss's `scale` must be a real scalar; got {loss.scale!r}."
+            )
+        concrete = _concrete(loss.scale)
+        if concrete is not None and not (np.isfinite(concrete) and concrete > 0):
+            raise ValueError(
+                f"The loss's `scale` must be positive and finite; got {loss.scale!r}."
+            )
+        loss = eqx.tree_at(
+            lambda part: part.scale, loss, jnp.asarray(loss.scale, dtype)
+        )
+    if sigma is None:
+        return SumOfSquares(loss=loss)
+    out = jax.eval_shape(lambda x: problem._call(x)[0], x0)
+    out_leaves, out_def = jtu.tree_flatten(out)
+    m = sum(int(np.prod(leaf.shape)) for leaf in out_leaves)
+    if eqx.is_array_like(sigma) and jnp.ndim(sigma) == 0:
+        _check_sigma_values(jnp.asarray(sigma), "standard deviations")
+        return SumOfSquares(inverse_sigma=1 / jnp.asarray(sigma, dtype), loss=loss)
+    one_vector = len(out_leaves) == 1 and len(out_leaves[0].shape) == 1
+    if (
+        one_vector
+        and eqx.is_array_like(sigma)
+        and jnp.shape(sigma) == (m, m)
+        and out_leaves[0].shape != (m, m)
+    ):
+        covariance = jnp.asarray(sigma, dtype)
+        _check_sigma_values(covariance, "covariances")
+        factor = jnp.linalg.cholesky(covariance)
+        concrete = _concrete(factor)
+        if concrete is not None and not np.all(np.isfinite(concrete)):
+            raise ValueError(
+                "`sigma` was taken for the residuals' covariance matrix (m×m for m "
+                "residuals) and is not positive definite (its Cholesky factorisation "
+                "failed)."
+            )
+        return SumOfSquares(covariance_factor=factor, loss=loss)
+    try:
+        sigma_leaves = out_def.flatten_up_to(sigma)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "`sigma` must be a scalar, a pytree like the residuals "
+            f"({out_def}), or for one vector of m residuals an m×m covariance; got "
+            f"{jtu.tree_structure(sigma)}."
+        ) from None
+    flat = []
+    for leaf, struct in zip(sigma_leaves, out_leaves, strict=True):
+        if not eqx.is_array_like(leaf):
+            raise TypeError(f"`sigma` holds a {type(leaf).__name__}; it needs arrays.")
+        try:
+            leaf = jnp.broadcast_to(jnp.asarray(leaf, dtype), struct.shape)
+        except ValueError:
+            raise ValueError(
+                f"`sigma` of shape {jnp.shape(leaf)} does not broadcast to residuals "
+                f"of shape {struct.shape}."
+            ) from None
+        flat.append(jnp.ravel(leaf))
+    sigma_vector = flat[0] if len(flat) == 1 else jnp.concatenate(flat)
+    _check_sigma_values(sigma_vector, "standard deviations")
+    return SumOfSquares(inverse_sigma=1 / sigma_vector, loss=loss)
