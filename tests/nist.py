@@ -278,6 +278,8 @@ class NISTProblem:
         certified: certified parameter values ``b1..bk``.
         certified_std: certified standard deviations of the parameters.
         certified_rss: certified residual sum of squares.
+        certified_residual_sd: certified residual standard deviation,
+            ``sqrt(rss / (n_obs - n_params))``.
         difficulty: NIST's rating, ``"Lower"``, ``"Average"`` or ``"Higher"``.
         formula: the model formula as printed in the file, whitespace
             normalised (for reports).
@@ -294,6 +296,7 @@ class NISTProblem:
     certified: np.ndarray
     certified_std: np.ndarray
     certified_rss: float
+    certified_residual_sd: float
     difficulty: str
     formula: str
 
@@ -408,6 +411,7 @@ def _parse(name: str, text: str) -> NISTProblem:
     c0, c1 = _line_range(text, "Certified Values")
     block = lines[c0:c1]
     rss = _labelled_number(block, "Residual Sum of Squares")
+    residual_sd = _labelled_number(block, "Residual Standard Deviation")
     n_obs = int(_labelled_number(block, "Number of Observations"))
 
     # Data block; the column names are on the line just above it.
@@ -442,6 +446,7 @@ def _parse(name: str, text: str) -> NISTProblem:
         certified=_frozen(params[:, 2]),
         certified_std=_frozen(params[:, 3]),
         certified_rss=rss,
+        certified_residual_sd=residual_sd,
         difficulty=difficulty,
         formula=formula,
     )

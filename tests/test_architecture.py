@@ -30,7 +30,7 @@ LAYERS = [
     {"termination"},
     {"_loop", "solvers"},
     {"_host", "_adjoint"},
-    {"_solve", "diagnostics", "__init__"},
+    {"_solve", "diagnostics", "_covariance", "__init__"},
 ]
 
 

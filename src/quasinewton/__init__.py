@@ -1,8 +1,18 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent, diagnostics, evaluation, linear, problem, termination
+from . import (
+    curvature,
+    descent,
+    diagnostics,
+    evaluation,
+    linear,
+    loss,
+    problem,
+    termination,
+)
 from ._adjoint import ImplicitAdjoint
+from ._covariance import Covariance, covariance
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
 from .solvers import (
@@ -21,6 +31,7 @@ __all__ = [
     "BFGS",
     "LBFGS",
     "RESULTS",
+    "Covariance",
     "GaussNewton",
     "ImplicitAdjoint",
     "LevenbergMarquardt",
@@ -29,12 +40,14 @@ __all__ = [
     "Solution",
     "Solver",
     "Termination",
+    "covariance",
     "curvature",
     "descent",
     "diagnostics",
     "evaluation",
     "least_squares",
     "linear",
+    "loss",
     "minimise",
     "problem",
     "termination",

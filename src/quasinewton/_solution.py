@@ -84,6 +84,7 @@ class Solution(eqx.Module):
           happens only when it is traced.)
         - `num_jac_evals` (least squares only): Jacobians formed or linearisations
           made, counted as `num_fn_evals`.
+        - `num_residuals` (least squares only): m, the number of residuals.
         - `num_linear_steps`: iterations spent in iterative linear solves (CG).
         - `value`: the objective at `value` (for least squares, ½‖r‖²).
         - `gradient_norm`: the max-norm of the gradient at `value`.
@@ -92,6 +93,9 @@ class Solution(eqx.Module):
         - `loss_history` (only with `history=True`): the objective at the iterate
           after each loop iteration, padded with `nan` after the last.
     - `state`: the final state of the solver's loop (arrays only).
+    - `objective`: for least squares, the objective minimised (its `sigma` and
+      `loss`, a [`quasinewton.problem.SumOfSquares`][]), which
+      [`quasinewton.covariance`][] reads; `None` for `minimise`.
     """
 
     value: PyTree[Array]
@@ -99,3 +103,4 @@ class Solution(eqx.Module):
     aux: Any
     stats: dict[str, PyTree[ArrayLike]]
     state: Any
+    objective: Any = None

@@ -116,6 +116,7 @@ def _solve(
     }
     if kind == "residual":
         stats["num_jac_evals"] = state.num_jac_evals
+        stats["num_residuals"] = problem.residual_size(x0)
     if history:
         stats["loss_history"] = state.history
     return Solution(
@@ -124,6 +125,7 @@ def _solve(
         aux=state.evaluation.aux,
         stats=stats,
         state=state,
+        objective=problem.objective if kind == "residual" else None,
     )
 
 

@@ -375,6 +375,8 @@ class Problem(eqx.Module):
       `"forward"` (jvp only) or `"reverse"` (vjp only).
     - `objective`: the least-squares objective of the residuals (unused for
       `kind="scalar"`).
+    - `num_residuals`: m, where known when the problem is made (else `None`:
+      `residual_size` finds it from the shapes).
     """
 
     fn: Callable
@@ -384,6 +386,7 @@ class Problem(eqx.Module):
     has_aux: bool = eqx.field(static=True)
     autodiff_mode: AutodiffMode = eqx.field(default="auto", static=True)
     objective: SumOfSquares = eqx.field(default_factory=SumOfSquares)
+    num_residuals: int | None = eqx.field(default=None, static=True)
 
     def __check_init__(self):
         if self.autodiff_mode not in _MODES:
@@ -410,6 +413,12 @@ class Problem(eqx.Module):
         """The flat residual and aux at `x` (least squares only)."""
         out, aux = self._call(x)
         return self.flat_residual_of(out, x.dtype), aux
+
+    def residual_size(self, x: Float[Array, " n"]) -> int:
+        """m, the number of residuals (from their shapes; nothing is evaluated)."""
+        if self.num_residuals is not None:
+            return self.num_residuals
+        return jax.eval_shape(lambda z: self.residual(z)[0], x).shape[0]
 
     @staticmethod
     def flat_residual_of(out, dtype) -> Float[Array, " m"]:
@@ -492,8 +501,7 @@ class Problem(eqx.Module):
         """r, the dense Jacobian and aux; with `autodiff_mode="auto"` by forward
         mode when J is tall, else reverse."""
         n = x.size
-        r_struct = jax.eval_shape(lambda z: self.residual(z)[0], x)
-        m = r_struct.shape[0]
+        m = self.residual_size(x)
 
         def with_value(z):
             r, aux = self.residual(z)
@@ -579,10 +587,29 @@ def make_problem(
         has_aux=has_aux,
         autodiff_mode=autodiff_mode,
     )
+    if kind == "residual":
+        problem = dataclasses.replace(
+            problem, num_residuals=_traced_size(closed, has_aux)
+        )
     if sigma is not None or loss is not None:
         objective = make_objective(problem, x0, sigma, loss)
         problem = dataclasses.replace(problem, objective=objective)
     return problem, x0, y0
+
+
+def _traced_size(closed, has_aux: bool) -> int | None:
+    """m from the output shapes of `fn` where its closure conversion traced it (a
+    function with a closure), else `None`."""
+    try:
+        out = closed.out_struct
+        if has_aux:
+            out, _ = out
+        leaves = jtu.tree_leaves(out)
+        if not leaves or not all(isinstance(v, jax.ShapeDtypeStruct) for v in leaves):
+            return None
+        return sum(int(np.prod(v.shape)) for v in leaves)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _concrete(value) -> np.ndarray | None:

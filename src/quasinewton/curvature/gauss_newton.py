@@ -57,7 +57,7 @@ class GaussNewton(AbstractHessianModel):
     def specialise(self, problem: Problem, x):
         materialise, normal = self.materialise, self.normal_equations
         if materialise == "auto":
-            m = jax.eval_shape(lambda z: problem.residual(z)[0], x).shape[0]
+            m = problem.residual_size(x)
             materialise = bool(x.size <= 512 and m * x.size <= 4_000_000)
         if normal == "auto":
             normal = x.size <= MAX_UNROLLED
