@@ -35,14 +35,15 @@ class _Member(_EnumerationItem):
     [`quasinewton.Termination`][]): an Equinox enumeration item that prints by name
     and can be indexed when it holds a batch of codes."""
 
-    def _names(self) -> np.ndarray:
+    def _names(self):
         names = np.array(list(self._enumeration._name_to_item), dtype=object)
         order = [
             item._value.item() for item in self._enumeration._name_to_item.values()
         ]
         by_code = np.empty(len(names), dtype=object)
         by_code[order] = names
-        return by_code[np.asarray(self._value)]
+        codes = np.asarray(self._value)
+        return by_code[codes.reshape(-1)].reshape(codes.shape)
 
     def __repr__(self) -> str:
         cls = self._enumeration.__name__
@@ -50,7 +51,7 @@ class _Member(_EnumerationItem):
             shape = np.shape(self._value)
             return f"{cls}[traced{'' if shape == () else f' {shape}'}]"
         if np.ndim(self._value) == 0:
-            return f"{cls}.{self._names()}"
+            return f"{cls}.{self._names().item()}"
         counts = ", ".join(f"{name} ×{n}" for name, n in self.counts().items())
         shape = np.shape(self._value)
         prefix = f"{shape}: " if len(shape) > 1 else ""
@@ -72,7 +73,7 @@ class _Member(_EnumerationItem):
     def name(self) -> str:
         """The member's name, e.g. `"successful"` (a single, concrete member only)."""
         self._concrete_scalar(".name")
-        return str(self._names())
+        return self._names().item()
 
     @property
     def message(self) -> str:
@@ -263,6 +264,28 @@ class Solution(eqx.Module):
         - `loss_history` (only with `history=True`): the objective at the iterate
           after each loop iteration, padded with `nan` after the last.
     - `state`: the final state of the solver's loop (arrays only).
+
+    **Printing.** `print(sol)` gives one line with the numbers a reader looks at
+    first, e.g. `Solution(result=RESULTS.successful, termination=Termination.gradient,
+    value=[1, 1], f=1.23e-05, steps=12, evals=14)`: the value shows its numbers when
+    each leaf has at most six elements and the line stays short, else the dtype and
+    shape of each leaf (`f64[1000]`); `f` is `stats["value"]`, `steps`
+    `stats["num_steps"]` and `evals` `stats["num_fn_evals"]`. A batch prints its
+    size, the count of each result and termination, and the shape of the value.
+    Traced fields (a `Solution` printed inside `jax.jit`) print as shapes, so
+    printing never fails. `sol.summary()` (below) says more.
+
+    **Batches.** A `Solution` returned from `jax.vmap` (one whose `result` holds an
+    array of codes) indexes like a NumPy array over its batch axes: `sols[i]` is the
+    `Solution` of problem `i`, and `sols[2:5]`, `sols[mask]` or `sols[indices]` are
+    smaller batches. Every array leaf of every field (`value`, `result`, `aux`,
+    `stats`, `state`) is indexed on its leading batch axes, so each field comes out
+    as the solve of that problem alone would have given it. With two `vmap`s the
+    index applies to the outer batch axis first, as in NumPy. `len(sols)` is the
+    length of the outer batch axis, and iterating gives the problems one by one.
+    Indexing or `len` of a single solve's `Solution` raises a `TypeError`.
+    `sols.result[i]` is the result of problem `i` alone, and
+    `sols.result.counts()` the number of problems with each result.
     """
 
     value: PyTree[Array]
@@ -318,7 +341,9 @@ class Solution(eqx.Module):
     __str__ = __repr__
 
     def summary(self) -> str:
-        """A short account of how the solve, or the batch of solves, ended.
+        """A short account of how the solve, or the batch of solves, ended, for a
+        log or a report. For the numbers themselves use `sol.result.counts()`,
+        `sol.stats["termination"].counts()` and `sol.stats`.
 
         **Returns:**
 
