@@ -105,6 +105,7 @@ def _public_objects() -> dict[int, str]:
         qn.descent,
         qn.evaluation,
         qn.linear,
+        qn.loss,
         qn.problem,
         qn.termination,
     ]

@@ -15,9 +15,17 @@ from ._solution import RESULTS
 
 
 def _messages() -> tuple[str, ...]:
+    # The error's first line names the result, so that it reads on its own where a
+    # traceback surrounds it (under `jax.jit`, XLA's; see `throw_if_failed`).
+    names = {
+        item._value.item(): name
+        for name, item in RESULTS._name_to_item.items()  # pyright: ignore
+    }
     return tuple(
-        f"quasinewton: the solve failed. {message}" if message else ""
-        for message in RESULTS._index_to_message  # pyright: ignore
+        f"quasinewton: the solve failed with RESULTS.{names[code]}.\n{message}"
+        if message
+        else ""
+        for code, message in enumerate(RESULTS._index_to_message)  # pyright: ignore
     )
 
 
@@ -61,7 +69,12 @@ def throw_if_failed(result: RESULTS, x):
 
     A solve that ran from Python (nothing traced) is checked at once, in Python, so
     that the error is raised by the call itself rather than by whichever later
-    operation first waits for the result.
+    operation first waits for the result, with the message alone. A traced solve is
+    checked by `eqx.branched_error_if` inside the compiled program: there XLA wraps
+    the message in its own first line and the callback's frames, which no code
+    inside the program can change; the message's first line names the result so
+    that it reads on its own in that traceback (`equinox.filter_jit` shows it with
+    less around it).
 
     **Returns:** `(result, x)`.
     """
