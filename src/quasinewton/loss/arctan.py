@@ -24,4 +24,4 @@ class Arctan(AbstractLoss):
 
     def rho(self, t):
         d1 = 1.0 / (1.0 + t * t)
-        return jnp.arctan(t), d1, -2.0 * t * d1 * d1
+        return jnp.arctan(t), d1, -2.0 * (t * d1) * d1

@@ -29,4 +29,4 @@ class SoftL1(AbstractLoss):
     def rho(self, t):
         root = jnp.sqrt(1.0 + t)
         d1 = 1.0 / root
-        return 2.0 * t / (1.0 + root), d1, -0.5 * d1 * d1 * d1
+        return 2.0 * (t / (1.0 + root)), d1, -0.5 * d1 * d1 * d1
