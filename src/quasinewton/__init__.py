@@ -1,7 +1,16 @@
 """quasinewton: second-order and quasi-Newton solvers for minimisation and nonlinear
 least squares in JAX."""
 
-from . import curvature, descent, diagnostics, evaluation, linear, problem, termination
+from . import (
+    curvature,
+    descent,
+    diagnostics,
+    evaluation,
+    linear,
+    loss,
+    problem,
+    termination,
+)
 from ._adjoint import ImplicitAdjoint
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
@@ -35,6 +44,7 @@ __all__ = [
     "evaluation",
     "least_squares",
     "linear",
+    "loss",
     "minimise",
     "problem",
     "termination",
