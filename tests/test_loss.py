@@ -34,7 +34,6 @@ LOSSES = {
     "arctan": qn.loss.Arctan,
     "tukey": qn.loss.Tukey,
 }
-SCIPY_LOSSES = ["soft_l1", "huber", "cauchy", "arctan"]
 
 PATHS = {
     "lm-normal": qn.LevenbergMarquardt(),
@@ -58,8 +57,8 @@ RTOL = 1e-6
 
 
 def _t_values():
-    """t ≥ 0 from 0 to 1e12, with both branch points (t = 1 for Huber and
-    Tukey) and their neighbours."""
+    """t ≥ 0 from 0 to 1e12, with the branch point t = 1 of Huber's and Tukey's
+    losses and its neighbours."""
     return jnp.concatenate(
         [
             jnp.array([0.0, 1e-300, 1e-12, 1e-6, 1.0 - 1e-9, 1.0, 1.0 + 1e-9]),
