@@ -105,6 +105,7 @@ def _public_objects() -> dict[int, str]:
         qn.descent,
         qn.evaluation,
         qn.linear,
+        qn.loss,
         qn.problem,
         qn.termination,
     ]
@@ -129,6 +130,7 @@ INTERFACES = [
     qn.linear.LinearSolveContext,
     qn.problem.Problem,
     qn.problem.SumOfSquares,
+    qn.loss.AbstractLoss,
     qn.evaluation.Evaluation,
     qn.evaluation.HessianEvaluation,
     qn.evaluation.JacobianEvaluation,
