@@ -26,7 +26,8 @@ WEIGHTS = jnp.linspace(0.5, 4.0, 12)
 class Weighted(SumOfSquares):
     """½ Σ wᵢ rᵢ², as the linear model of √w ⊙ r."""
 
-    weights: Float[Array, " m"]
+    # Keyword-only: the fields of SumOfSquares before it have defaults.
+    weights: Float[Array, " m"] = eqx.field(kw_only=True)
 
     def cost(self, residual):
         return 0.5 * jnp.sum(self.weights * residual * residual)
@@ -49,7 +50,7 @@ def residuals(y, args):
 def _weighted_solve(solver, weights):
     y0 = jnp.array([1.0, 1.0])
     problem, x0, _ = make_problem(residuals, y0, None, "residual", False)
-    problem = eqx.tree_at(lambda p: p.objective, problem, Weighted(weights))
+    problem = eqx.tree_at(lambda p: p.objective, problem, Weighted(weights=weights))
     solver = eqx.tree_at(
         lambda s: s.curvature, solver, solver.curvature.specialise(problem, x0)
     )
