@@ -130,6 +130,7 @@ INTERFACES = [
     qn.linear.LinearSolveContext,
     qn.problem.Problem,
     qn.problem.SumOfSquares,
+    qn.loss.AbstractLoss,
     qn.evaluation.Evaluation,
     qn.evaluation.HessianEvaluation,
     qn.evaluation.JacobianEvaluation,

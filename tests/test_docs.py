@@ -40,6 +40,7 @@ def _public_names() -> list[str]:
         qn.descent,
         qn.evaluation,
         qn.linear,
+        qn.loss,
         qn.problem,
         qn.termination,
     ):

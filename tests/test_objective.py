@@ -26,6 +26,7 @@ WEIGHTS = jnp.linspace(0.5, 4.0, 12)
 class Weighted(SumOfSquares):
     """½ Σ wᵢ rᵢ², as the linear model of √w ⊙ r."""
 
+    # Keyword-only: the fields of SumOfSquares before it have defaults.
     weights: Float[Array, " m"] = eqx.field(kw_only=True)
 
     def cost(self, residual):

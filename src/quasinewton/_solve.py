@@ -251,10 +251,23 @@ def least_squares(
       L-BFGS & co.), matrix-free Jv by `jax.linearize` and Jᵀu by its
       transpose (a jvp that cannot be transposed raises a `TypeError` at trace
       time: pass `materialise=True`).
+    - `sigma`: the residuals' uncertainties, which whiten them to z = r/σ before
+      the sum of squares (or the loss): a scalar (one standard deviation for all
+      residuals), a pytree like the residuals whose leaves broadcast to theirs
+      (per-residual standard deviations, > 0), or, for residuals of one vector of
+      m entries, an m×m covariance matrix Σ (positive definite; z = L⁻¹r with
+      Σ = LLᵀ). `None` (default): z = r.
+    - `loss`: a robust loss from [`quasinewton.loss`][], e.g.
+      `qn.loss.Huber(scale=0.1)`: then ½ Σᵢ s² ρ(zᵢ²/s²) is minimised (SciPy's
+      `loss=`, with s its `f_scale`), so that residuals well beyond the scale s
+      count less than their square (see [`quasinewton.loss.AbstractLoss`][]).
+      Every solver takes it; Gauss–Newton models use the corrected linear model
+      of the residuals. `None` (default): ½‖z‖².
     - the other arguments as for [`quasinewton.minimise`][].
 
-    **Returns:** a [`quasinewton.Solution`][] whose `stats["value"]` is ½‖r‖² and
-    whose `stats` also count `num_jac_evals`.
+    **Returns:** a [`quasinewton.Solution`][] whose `stats["value"]` is the
+    objective minimised (½‖r‖², or with `sigma` and `loss` the whitened and robust
+    cost) and whose `stats` also count `num_jac_evals`.
     """
     return _solve(
         fn,

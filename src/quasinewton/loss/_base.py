@@ -67,13 +67,18 @@ class AbstractLoss(eqx.Module):
         Tukey losses), the first-order rule a = b = √ρ′ is taken instead, as Ceres
         does where ρ″ < 0: it keeps the gradient, and a positive Gauss–Newton
         matrix, without dividing by a curvature that is near zero or negative.
+        Where ρ′ = 0 (a residual the loss ignores) both factors are 0.
         """
         s2 = jnp.square(jnp.asarray(self.scale, z.dtype))
         _, d1, d2 = self.rho(z * z / s2)
         curvature = d1 + 2.0 * (z * z / s2) * d2
         second_order = curvature > d1 / 16
         root_curvature = jnp.sqrt(jnp.where(second_order, curvature, 1.0))
-        root_d1 = jnp.sqrt(d1)
+        # √ρ′ where ρ′ = 0 (Tukey's loss beyond the scale) would have an infinite
+        # derivative, and the implicit adjoint differentiates this correction: the
+        # square root sees 1 there instead, and the factor is set to 0.
+        weighted = d1 > 0
+        root_d1 = jnp.where(weighted, jnp.sqrt(jnp.where(weighted, d1, 1.0)), 0.0)
         residual_factor = jnp.where(second_order, d1 / root_curvature, root_d1)
         jacobian_factor = jnp.where(second_order, root_curvature, root_d1)
         return residual_factor, jacobian_factor
