@@ -336,7 +336,9 @@ def test_max_steps_must_be_an_integer(bad):
         qn.minimise(f, qn.LBFGS(), jnp.zeros(2), max_steps=bad)
 
 
-@pytest.mark.parametrize("mode", ["python", "jit"])
+@pytest.mark.parametrize(
+    "mode", [pytest.param("python", marks=pytest.mark.slow), "jit"]
+)
 def test_numpy_integer_memory_size(mode):
     for solver in (
         qn.LBFGS(memory_size=np.int64(5)),
@@ -593,6 +595,7 @@ def test_half_precision_leaf_named():
         )
 
 
+@pytest.mark.slow
 def test_weak_float_arg_under_jit_takes_the_dtype_of_y():
     # Under jax.jit a Python float argument is a weakly typed float64 (with x64);
     # made strongly typed in its own dtype it would promote a float32 fn to float64

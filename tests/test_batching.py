@@ -18,7 +18,9 @@ def objective(y, args):
     return jnp.sum(WEIGHTS.astype(y.dtype) * (y - centre) ** 2) + scale * jnp.sum(y**4)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize(
+    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
+)
 def test_vmap_1000_starts_one_nan_problem(dtype):
     key_y, key_c = jax.random.split(jax.random.PRNGKey(0))
     y0 = jax.random.normal(key_y, (1000, N), dtype) * 3

@@ -116,6 +116,7 @@ def test_grad_of_vmapped_solve_and_aux():
     np.testing.assert_allclose(g, 1.0 / (1.0 + 3.0 * ys**2), rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_implicit_adjoint_with_conjugate_gradients_matches_default():
     # The Hessian at a minimiser is positive semi-definite; CG (Lineax's and ours)
     # needs that tag, and must give the derivative the dense default gives.
@@ -147,6 +148,7 @@ def test_implicit_adjoint_with_conjugate_gradients_matches_default():
         np.testing.assert_allclose(iterative, dense, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_gradient_with_respect_to_a_python_float():
     # jax.grad of a Python float makes a weakly typed argument; it used to lose its
     # array type inside the adjoint ("Closure-converted function called with

@@ -133,6 +133,7 @@ def test_padded_size():
     assert _host.padded_size(newton, 5) == 5  # a singular padded Hessian: never
 
 
+@pytest.mark.slow
 def test_traced_solves_use_the_compiled_loop():
     problem_y0 = jnp.array([0.5, 0.5])
 

@@ -160,6 +160,7 @@ def test_diagonal_update_is_diagonal_of_scaled_bfgs_update():
     )
 
 
+@pytest.mark.slow
 def test_diagonal_init_learns_per_unknown_scales():
     # f = ½Σλᵢ(xᵢ − 1)² with λ from 1e-3 to 1e3: one scalar γ fits the stiffest
     # curvature and the soft unknowns crawl; a learnt diagonal fits each. At

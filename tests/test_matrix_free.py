@@ -101,6 +101,7 @@ def _denoise_problem(side):
     return residual, observed, truth
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", [48])
 def test_matrix_free_denoising_float32_never_forms_jacobian(side):
     residual, observed, truth = _denoise_problem(side)

@@ -14,6 +14,7 @@ own precision).
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,7 @@ def test_quadratic_minimisation(spec, log_shift, name):
     st.integers(0, 20),
     st.sampled_from(["LevenbergMarquardt", "GaussNewton", "LBFGS"]),
 )
+@pytest.mark.slow
 def test_linear_least_squares(spec, extra_rows, name):
     n, log_cond, log_scale, seed, dtype = spec
     rng = np.random.default_rng(seed)

@@ -43,8 +43,11 @@ def _solution(a, b, dtype, throw, adjoint=qn.ImplicitAdjoint()):
     return sol.value
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
-@pytest.mark.parametrize("throw", [False, True])
+# One case in the default run; the other three (the long ones) are slow.
+@pytest.mark.parametrize(
+    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("throw", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_singular_adjoint_python_and_jit(dtype, throw):
     # throw=True too: the solve succeeded, and the derivative is the documented
     # minimum-norm one rather than an error.
