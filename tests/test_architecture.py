@@ -30,7 +30,8 @@ LAYERS = [
     {"termination"},
     {"_loop", "solvers"},
     {"_host", "_adjoint"},
-    {"_solve", "diagnostics", "_covariance", "__init__"},
+    {"_solve", "diagnostics", "_covariance"},
+    {"_report", "_curve_fit", "__init__"},
 ]
 
 

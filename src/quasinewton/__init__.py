@@ -13,6 +13,8 @@ from . import (
 )
 from ._adjoint import ImplicitAdjoint
 from ._covariance import Covariance, covariance
+from ._curve_fit import curve_fit
+from ._report import report
 from ._solution import RESULTS, Solution, Termination
 from ._solve import least_squares, minimise
 from .solvers import (
@@ -42,6 +44,7 @@ __all__ = [
     "Termination",
     "covariance",
     "curvature",
+    "curve_fit",
     "descent",
     "diagnostics",
     "evaluation",
@@ -50,5 +53,6 @@ __all__ = [
     "loss",
     "minimise",
     "problem",
+    "report",
     "termination",
 ]

@@ -268,6 +268,7 @@ class Solution(eqx.Module):
     - `objective`: for least squares, the objective minimised (its `sigma` and
       `loss`, a [`quasinewton.problem.SumOfSquares`][]), which
       [`quasinewton.covariance`][] reads; `None` for `minimise`.
+    - `method`: the solver's parts, e.g. `"GaussNewton, TrustRegion"`, for reports.
 
     **Printing.** `print(sol)` gives one line with the numbers a reader looks at
     first, e.g. `Solution(result=RESULTS.successful, termination=Termination.gradient,
@@ -298,6 +299,7 @@ class Solution(eqx.Module):
     stats: dict[str, PyTree[ArrayLike]]
     state: Any
     objective: Any = None
+    method: str = eqx.field(default="", static=True)
 
     def _batch_shape(self) -> tuple[int, ...]:
         return tuple(np.shape(self.result._value))

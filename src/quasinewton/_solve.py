@@ -126,6 +126,11 @@ def _solve(
         stats=stats,
         state=state,
         objective=problem.objective if kind == "residual" else None,
+        method=", ".join(
+            type(part).__name__
+            for part in (solver.curvature, solver.descent, solver.linear_solver)
+            if part is not None
+        ),
     )
 
 
