@@ -156,8 +156,20 @@ def _jax_version(model):
     return types.FunctionType(model.__code__, {"np": jnp}, model.__name__)
 
 
-@pytest.mark.parametrize("absolute_sigma", [False, True])
-@pytest.mark.parametrize("name", list(FITS))
+#: Two cases in the default run, the rest slow.
+DEFAULT_CASES = {("decay", True), ("gaussian", False)}
+
+
+@pytest.mark.parametrize(
+    "name, absolute_sigma",
+    [
+        (name, absolute)
+        if (name, absolute) in DEFAULT_CASES
+        else pytest.param(name, absolute, marks=pytest.mark.slow)
+        for name in FITS
+        for absolute in (False, True)
+    ],
+)
 def test_weighted_covariance_matches_curve_fit(name, absolute_sigma):
     """pcov of `curve_fit(sigma=σ, absolute_sigma=...)` to 1e-8 relative: the same
     estimate s²(J̃ᵀJ̃)⁻¹ at the same optimum (parameters to 1e-10)."""
@@ -351,6 +363,7 @@ def test_rank_and_condition_do_not_depend_on_the_units_of_the_unknowns():
     np.testing.assert_allclose(ms.correlation, base.correlation, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_batch_of_1000_fits_has_one_covariance_each():
     """`jax.vmap` over 1,000 decays (rates 0.5–2, per-fit noise): per-fit
     covariance, rank and results, each equal to the fit solved alone; a batch of
@@ -390,7 +403,10 @@ def test_a_batch_of_1000_fits_has_one_covariance_each():
 
 @pytest.mark.parametrize(
     "solver",
-    [qn.LBFGS(rtol=1e-12), qn.LevenbergMarquardtCG(rtol=1e-12)],
+    [
+        pytest.param(qn.LBFGS(rtol=1e-12), marks=pytest.mark.slow),
+        qn.LevenbergMarquardtCG(rtol=1e-12),
+    ],
     ids=["lbfgs", "lm-cg"],
 )
 def test_models_without_a_jacobian_take_fn(solver):

@@ -209,6 +209,7 @@ def test_lbfgs_init_is_checked():
         LBFGS(init="identity")
 
 
+@pytest.mark.slow
 def test_bfgs_start_scaling_on_misra1a():
     # Dense BFGS from H₀ = γD (D from Misra1a's start sizes (500, 1e-4)) reaches the
     # certified RSS in 71 evaluations (measured; allow 80); from H₀ = γI it gets

@@ -2,9 +2,10 @@
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._covariance import covariance
 from ._solve import least_squares
@@ -17,8 +18,8 @@ __all__ = ["curve_fit"]
 def curve_fit(
     model: Callable,
     xdata,
-    ydata: ArrayLike,
-    p0: ArrayLike | None = None,
+    ydata: Any,
+    p0: Any = None,
     sigma=None,
     absolute_sigma: bool = False,
     *,
