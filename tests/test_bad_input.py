@@ -241,7 +241,9 @@ def _shifted(y, args):
     return jnp.sum((y - a) ** 2)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(jnp.float32, marks=pytest.mark.slow), jnp.float64]
+)
 @pytest.mark.parametrize("args", [(float("nan"),), float("nan")], ids=["tuple", "bare"])
 @pytest.mark.parametrize("mode", _MODES)
 def test_nan_python_float_in_args_is_nonfinite(mode, args, dtype):
@@ -394,6 +396,7 @@ def test_tolerances_checked(make, name):
         make(**{name: good})
 
 
+@pytest.mark.slow
 def test_tolerances_traced_under_vmap_are_not_checked():
     # A batch of tolerances: their values are not known at trace time.
     def solve(rtol):

@@ -18,9 +18,8 @@ def objective(y, args):
     return jnp.sum(WEIGHTS.astype(y.dtype) * (y - centre) ** 2) + scale * jnp.sum(y**4)
 
 
-@pytest.mark.parametrize(
-    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_vmap_1000_starts_one_nan_problem(dtype):
     key_y, key_c = jax.random.split(jax.random.PRNGKey(0))
     y0 = jax.random.normal(key_y, (1000, N), dtype) * 3
@@ -98,6 +97,7 @@ def exp_decay(params, y):
     return a * jnp.exp(-b * T) + c - y
 
 
+@pytest.mark.slow
 def test_least_squares_batch_with_nan_problem_matches_one_at_a_time():
     # jit(vmap(least_squares)) returns the whole Solution; fit 3 has NaN data and
     # reports `nonfinite` at its start, and every other fit is exactly what solving
@@ -131,6 +131,7 @@ def test_least_squares_batch_with_nan_problem_matches_one_at_a_time():
         )
 
 
+@pytest.mark.slow
 def test_chunked_vmap_agrees_with_one_vmap_within_the_tolerances():
     # docs/guides/batched-fits.md: one vmap and jax.lax.map(..., batch_size=64)
     # run the same algorithm on every fit, but XLA fuses a batch of 256 and a chunk

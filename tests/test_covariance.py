@@ -156,8 +156,8 @@ def _jax_version(model):
     return types.FunctionType(model.__code__, {"np": jnp}, model.__name__)
 
 
-#: Two cases in the default run, the rest slow.
-DEFAULT_CASES = {("decay", True), ("gaussian", False)}
+#: One case in the default run, the rest slow.
+DEFAULT_CASES = {("decay", True)}
 
 
 @pytest.mark.parametrize(

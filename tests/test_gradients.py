@@ -15,6 +15,7 @@ def quadratic(y, b):
     return 0.5 * y @ A @ y - b @ y
 
 
+@pytest.mark.slow
 def test_jacobian_of_quadratic_minimiser_is_inverse_hessian():
     # y*(b) = A⁻¹b exactly, so dy*/db = A⁻¹.
     b = jnp.arange(1.0, N + 1)

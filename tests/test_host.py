@@ -206,6 +206,7 @@ def test_eager_failures_are_reported_like_jitted_ones():
     assert int(short.stats["num_steps"]) == 5
 
 
+@pytest.mark.slow
 def test_eager_history_matches_jitted():
     eager = qn.minimise(rosenbrock, qn.LBFGS(), Y0, history=True, max_steps=100)
     jitted = jax.jit(
@@ -304,6 +305,7 @@ def test_packing_the_loop_state_round_trips():
             np.testing.assert_array_equal(b, a)
 
 
+@pytest.mark.slow
 def test_aux_of_any_dtype_passes_through_the_host_loop():
     # The loop state (which holds the user's aux) is packed by dtype for the
     # compiled step; a PRNG key has no NumPy form and is passed as it is. The

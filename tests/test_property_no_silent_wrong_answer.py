@@ -55,6 +55,7 @@ problem = st.tuples(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problem, st.floats(-12.0, 12.0), st.sampled_from(["LBFGS", "BFGS", "Newton"]))
 def test_quadratic_minimisation(spec, log_shift, name):

@@ -87,6 +87,7 @@ def test_singular_fits_do_not_abort_a_batch(dtype, throw):
     np.testing.assert_allclose(batched[~singular], fd[~singular], atol=fd_tol)
 
 
+@pytest.mark.slow
 def test_singular_adjoint_with_conjugate_gradients():
     # Forward mode: CG from zero on the consistent singular system
     # H·t = 5·(1, 1) stays in the range of H and reaches the minimum-norm solution
