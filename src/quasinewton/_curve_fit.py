@@ -50,7 +50,7 @@ def curve_fit(
     - `absolute_sigma`: whether `sigma` holds absolute standard deviations (the
       covariance is then not rescaled by the reduced χ²).
     - `solver`: default [`quasinewton.LevenbergMarquardt`][]`()`.
-    - `loss`: a robust loss from [`quasinewton.loss`](api/loss.md).
+    - `loss`: a robust loss, e.g. `qn.loss.Huber(scale)` (see `least_squares`).
     - `max_steps`, `throw`: as for `least_squares` (`throw=True` raises on a failed
       fit, as SciPy does, except under `jax.vmap`).
     - `full_output`: also return the [`quasinewton.Solution`][].
