@@ -29,6 +29,18 @@ def check_batched_peaks(r):
     assert all(0.75 < s < 1.3 for s in r["z_std"])
 
 
+def check_robust_fit(r):
+    assert r["plain_successful"] == r["Cauchy_successful"] == r["num_sets"]
+    # Robust error bars cover the truth about 95 % of the time (each of a, k, c),
+    # the plain fit's far less often; the robust fit is the more accurate.
+    assert all(0.9 < w < 0.99 for w in r["Cauchy_within_2"])
+    assert all(w < 0.5 for w in r["plain_within_2"])
+    assert all(
+        c < p / 2
+        for c, p in zip(r["Cauchy_rms_error"], r["plain_rms_error"], strict=True)
+    )
+
+
 def check_gaussian_image(r):
     last = r["table"][-1]
     assert last[1] > r["start_psnr"] + 2  # L-BFGS
