@@ -244,7 +244,11 @@ def _shifted(y, args):
 @pytest.mark.parametrize(
     "dtype", [pytest.param(jnp.float32, marks=pytest.mark.slow), jnp.float64]
 )
-@pytest.mark.parametrize("args", [(float("nan"),), float("nan")], ids=["tuple", "bare"])
+@pytest.mark.parametrize(
+    "args",
+    [(float("nan"),), pytest.param(float("nan"), marks=pytest.mark.slow)],
+    ids=["tuple", "bare"],
+)
 @pytest.mark.parametrize("mode", _MODES)
 def test_nan_python_float_in_args_is_nonfinite(mode, args, dtype):
     # nan != nan: compared as a static argument it gave Equinox's opaque "different

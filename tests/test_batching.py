@@ -77,6 +77,7 @@ def test_vmap_throw_true_does_not_abort_batch():
     ]
 
 
+@pytest.mark.slow
 def test_batched_is_same_as_unbatched_under_jit_of_vmap_of_jit():
     inner = jax.jit(lambda a: qn.minimise(objective, qn.BFGS(), a, (jnp.ones(N), 0.1)))
     y0 = jnp.stack([jnp.zeros(N), jnp.full(N, 2.0)])

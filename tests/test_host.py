@@ -341,6 +341,7 @@ def _counted(fn):
     return counted, runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, solver",
     [

@@ -88,6 +88,7 @@ def test_pytree_residuals_and_parameters():
     np.testing.assert_allclose(float(sol.value["rate"]), 1.3, atol=0.05)
 
 
+@pytest.mark.slow
 def test_vmap_1000_fits_returns_full_solution():
     # Optimistix 0.1.0 fails to return the Solution from vmap for LM; we return it
     # whole, one fit per element, each matching SciPy's fit of the same data.
@@ -207,6 +208,7 @@ def test_gradient_through_least_squares():
     np.testing.assert_allclose(jac, np.linalg.pinv(np.asarray(A)), atol=1e-9)
 
 
+@pytest.mark.slow
 def test_diagnostics_against_dense():
     A = jax.random.normal(jax.random.PRNGKey(8), (30, 6)) * jnp.logspace(-1, 1, 6)
     y = jnp.linspace(-0.3, 0.3, 6)

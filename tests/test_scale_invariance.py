@@ -55,7 +55,13 @@ def _tolerance(dtype):
 @pytest.mark.parametrize(
     "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
 )
-@pytest.mark.parametrize("name", sorted(MINIMISERS))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name == "Newton" else name
+        for name in sorted(MINIMISERS)
+    ],
+)
 def test_minimise_scaled_and_shifted(name, dtype):
     constants = [0.0, 1e6, 1e12] if dtype == jnp.float64 else [0.0, 1e3, 1e6]
     rows = []

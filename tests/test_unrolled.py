@@ -77,7 +77,9 @@ def test_default_lm_takes_the_lean_path_by_size():
         GaussNewton(materialise=False, normal_equations=True)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize(
+    "dtype", [jnp.float64, pytest.param(jnp.float32, marks=pytest.mark.slow)]
+)
 def test_normal_equations_and_qr_reach_the_same_fits(dtype):
     # 200 noisy exp-decay fits: the lean path and QR find the same minimiser (to
     # the float32 noise floor in float32), each successful.
