@@ -3,7 +3,8 @@
 Trust regions used to stop at the "precision floor" after rejected nan trials had
 pushed the damping up: the model then predicted a decrease below the rounding of f
 and the solve reported `successful`, far from any minimiser. The floor now counts
-as success only where the iterate is also stationary to √rtol.
+as success only where the iterate is also stationary to √rtol, or where the
+undamped model itself predicts no gain beyond the tolerance.
 """
 
 import jax

@@ -219,11 +219,16 @@ def advance(solver, problem: Problem | None, state: LoopState, evaluated) -> Loo
 
     # The descent rule found no better point where its model predicts a decrease
     # below the rounding of f: a success only if x is also stationary to √rtol
-    # (√eps if rtol is smaller), else a failure (e.g. a trust region whose damping
-    # was inflated by rejected nan trials, far from any minimiser).
+    # (√eps if rtol is smaller), or the model's own undamped step predicts a gain
+    # within rtol·S; else a failure (e.g. a trust region whose damping was
+    # inflated by rejected nan trials, far from any minimiser).
     at_floor = failed & descent.at_precision_floor(dstate)
     eps = jnp.finfo(x.dtype).eps
-    floor = at_floor & stationary(progress, jnp.sqrt(jnp.maximum(progress.rtol, eps)))
+    tolerance = jnp.maximum(progress.rtol, eps)
+    floor = at_floor & (
+        stationary(progress, jnp.sqrt(tolerance))
+        | (descent.undamped_decrease(dstate) <= tolerance * progress.scale())
+    )
     # A failed search restarts once from a cleared memory; a second failure, a
     # failure of a memoryless model, or one at the floor ends the solve.
     memoryless = curvature.is_reset(cstate)

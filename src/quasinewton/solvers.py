@@ -59,7 +59,9 @@ class Solver(eqx.Module):
     than the arithmetic allows), the solve ends `successful` (termination
     `precision`) only if the iterate is stationary to √rtol (the gradient has
     fallen by that factor from the start, or the first-order change G is at most
-    √rtol·S, see [`quasinewton.termination.Progress`][]); otherwise a quasi-Newton
+    √rtol·S, see [`quasinewton.termination.Progress`][]) or the model's own
+    undamped step, without quasi-Newton memory, predicts a gain of at most rtol·S
+    (see `AbstractDescent.undamped_decrease`); otherwise a quasi-Newton
     memory is cleared and the search restarted once, and then the solve reports
     `search_failed` (or `nonfinite` when the last trial was not finite). A
     descent rule that could not find a finite, better point therefore never ends

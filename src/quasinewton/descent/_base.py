@@ -5,7 +5,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, Scalar
 
 from ..curvature.model import Model
 from ..evaluation import Evaluation
@@ -72,6 +72,21 @@ class AbstractDescent(eqx.Module):
         decrease its model predicted is below the rounding error of f."""
         del state
         return jnp.array(False)
+
+    def undamped_decrease(self, state: Any) -> Scalar | float:
+        """The reduction the model predicted for the trial judged from `state` if
+        that trial was the model's own minimiser (a trust region whose damping or
+        radius did not shape the step) of a model without quasi-Newton memory,
+        else +inf.
+
+        At a precision floor such a prediction measures what is left to gain: when
+        it is within the tolerances the iterate is stationary for the model,
+        however little the gradient has fallen from the start (a start already
+        close to a minimiser, a model that converges linearly). A damped step's
+        prediction says nothing of the kind, since a large damping makes any
+        prediction small."""
+        del state
+        return float("inf")
 
     @abc.abstractmethod
     def propose(

@@ -140,6 +140,14 @@ class TrustRegion(AbstractDescent):
         # there too.
         return state.floor & state.memoryless
 
+    def undamped_decrease(self, state: TrustRegionState):
+        # λ at most √eps relative to its unit changes (B + λD)p = −∇f by less than
+        # the rounding of a linear solve in all but directions B hardly sees.
+        # Judged after the update, which only grows λ after a rejection.
+        eps = jnp.finfo(state.damping.dtype).eps
+        undamped = state.memoryless & (state.damping <= jnp.sqrt(eps) * state.unit)
+        return jnp.where(undamped, jnp.abs(state.predicted), jnp.inf)
+
     def propose(
         self, state: TrustRegionState, x, evaluation, model, new_search, direction
     ):
