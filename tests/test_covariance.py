@@ -295,6 +295,42 @@ def test_all_zero_data_leaves_the_rate_undetermined():
     assert np.isnan(cov.correlation[0, 1])
 
 
+def test_a_failed_solve_has_no_error_bars():
+    """Away from a minimiser s²(J̃ᵀJ̃)⁺ means nothing: a solve stopped after one
+    step (`max_steps_reached`) gets nan standard errors, while the same fit run to
+    the end gets finite ones; under `jax.vmap` only the fit whose data hold a nan
+    (`nonfinite`) gets nan, its neighbours keep their own covariance."""
+    t = jnp.linspace(0.0, 3.0, 20)
+    y = 2.0 * jnp.exp(-0.7 * t) + 0.01 * jnp.sin(7.0 * t)
+    start = jnp.array([1.0, 1.0])
+    cut = qn.least_squares(
+        _decay_residual,
+        qn.LevenbergMarquardt(),
+        start,
+        (t, y),
+        max_steps=1,
+        throw=False,
+    )
+    assert cut.result == qn.RESULTS.max_steps_reached
+    cov = qn.covariance(cut)
+    assert np.isnan(cov.standard_errors).all() and np.isnan(cov.matrix).all()
+    assert np.isnan(cov.correlation).all()
+    done = qn.covariance(qn.least_squares(_decay_residual, LM, start, (t, y)))
+    assert np.isfinite(done.standard_errors).all()
+
+    data = jnp.stack([y, y.at[4].set(jnp.nan), 1.5 * y])
+    sols = jax.vmap(
+        lambda d: qn.least_squares(
+            _decay_residual, qn.LevenbergMarquardt(), start, (t, d), throw=False
+        )
+    )(data)
+    np.testing.assert_array_equal(
+        sols.result == qn.RESULTS.successful, [True, False, True]
+    )
+    errors = np.asarray(qn.covariance(sols).standard_errors)
+    assert np.isnan(errors[1]).all() and np.isfinite(errors[[0, 2]]).all()
+
+
 def test_two_identical_terms_are_undetermined_but_their_sum_is_not():
     """a·e^{−t} + b·e^{−t}: only a + b is determined; a and b both have a component
     in the null space (1, −1)/√2, so both get inf, while c (a second, independent

@@ -11,7 +11,7 @@ import jax.tree_util as jtu
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ._solution import Solution
+from ._solution import RESULTS, Solution
 from .evaluation import JacobianEvaluation, NormalEvaluation
 from .problem import SumOfSquares, make_problem
 
@@ -23,6 +23,8 @@ class Covariance(eqx.Module):
     [`quasinewton.covariance`][].
 
     Under `jax.vmap` (or for a batched `Solution`) every field gains the batch axes.
+    For a solve that did not end `successful`, `matrix`, `standard_errors` and
+    `correlation` are `nan`.
 
     **Attributes:**
 
@@ -164,6 +166,28 @@ def _single(
     has_aux: bool,
     autodiff_mode,
 ) -> Covariance:
+    cov = _at_solution(sol, fn, args, absolute_sigma, has_aux, autodiff_mode)
+    # Away from a minimiser s²(J̃ᵀJ̃)⁺ is no covariance of anything: a failed solve
+    # gets nan, never finite numbers that read as error bars.
+    failed = sol.result != RESULTS.successful
+    return eqx.tree_at(
+        lambda c: (c.matrix, c.standard_errors, c.correlation),
+        cov,
+        jtu.tree_map(
+            lambda leaf: jnp.where(failed, jnp.nan, leaf),
+            (cov.matrix, cov.standard_errors, cov.correlation),
+        ),
+    )
+
+
+def _at_solution(
+    sol: Solution,
+    fn: Callable | None,
+    args: Any,
+    absolute_sigma: bool,
+    has_aux: bool,
+    autodiff_mode,
+) -> Covariance:
     evaluation = sol.state.evaluation
     if fn is not None:
         objective = sol.objective if sol.objective is not None else SumOfSquares()
@@ -206,7 +230,10 @@ def covariance(
 
     Undetermined unknowns (m < n, or a J̃ that is rank-deficient in their direction)
     get infinite variance, never a finite wrong number; `rank`, `determined` and
-    `condition_number` say which and how close to it the fit is.
+    `condition_number` say which and how close to it the fit is. A solve that did
+    not end `successful` (under `jax.vmap`, per fit) is not at a minimiser, where
+    the formula means nothing: its `matrix`, `standard_errors` and `correlation`
+    are `nan`.
 
     **Arguments:**
 
