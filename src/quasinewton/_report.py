@@ -23,15 +23,8 @@ def _names(value) -> list[str]:
     names = []
     for path, leaf in jtu.tree_leaves_with_path(value):
         base = "y" + jtu.keystr(path)
-        size = int(np.size(leaf))
-        shape = np.shape(leaf)
-        if size == 1 and not path and shape == ():
-            names.append(base)
-        elif size == 1:
-            names.append(base if shape == () else base + "[0]")
-        else:
-            for index in np.ndindex(*shape):
-                names.append(base + "".join(f"[{i}]" for i in index))
+        for index in np.ndindex(*np.shape(leaf)):
+            names.append(base + "".join(f"[{i}]" for i in index))
     return names
 
 
