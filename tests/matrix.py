@@ -44,6 +44,21 @@ PRESETS: dict[str, Callable[[], qn.Solver]] = {
 }
 
 
+#: One solver for each way a sum of squares reaches the loop: the normal
+#: equations (dense, the lean path for n ≤ 8), QR of J, matrix-free CG, a
+#: Gauss–Newton line search, and a quasi-Newton model of f alone.
+SUM_OF_SQUARES_PATHS: dict[str, qn.Solver] = {
+    "lm-normal": qn.LevenbergMarquardt(),
+    "lm-qr": qn.Solver(
+        CURVATURES["gn-qr"](),
+        qn.descent.TrustRegion(),
+    ),
+    "lm-cg": qn.LevenbergMarquardtCG(),
+    "gn": qn.GaussNewton(),
+    "lbfgs": qn.LBFGS(),
+}
+
+
 @dataclass(frozen=True)
 class Entry:
     """One solver of the matrix and the entry points it runs under."""

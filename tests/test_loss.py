@@ -25,6 +25,7 @@ import pytest
 import scipy.optimize
 
 import quasinewton as qn
+from matrix import SUM_OF_SQUARES_PATHS
 from quasinewton.problem import make_problem
 
 LOSSES = {
@@ -35,16 +36,6 @@ LOSSES = {
     "tukey": qn.loss.Tukey,
 }
 
-PATHS = {
-    "lm-normal": qn.LevenbergMarquardt(),
-    "lm-qr": qn.Solver(
-        qn.curvature.GaussNewton(True, normal_equations=False),
-        qn.descent.TrustRegion(),
-    ),
-    "lm-cg": qn.LevenbergMarquardtCG(),
-    "gn": qn.GaussNewton(),
-    "lbfgs": qn.LBFGS(),
-}
 
 # Parameters within 1e-6 relative of the reference's: on the 165 fits below
 # (every problem, scale and loss) the largest difference is 6e-8, limited by the
@@ -418,7 +409,7 @@ def _path_cases():
     loss at least once."""
     cases = []
     names = list(LOSSES)
-    for i, path in enumerate(PATHS):
+    for i, path in enumerate(SUM_OF_SQUARES_PATHS):
         for j, loss in enumerate(names):
             for jit in (False, True):
                 default = j == i % len(names) and jit == (i % 2 == 1)
@@ -432,7 +423,7 @@ def test_every_path_reaches_the_robust_fit(path, loss, jit):
     fit = FIT["exponential decay"]
     scale = 3.0 * fit.noise
     solve = lambda y0: qn.least_squares(
-        fit.residuals, PATHS[path], y0, loss=LOSSES[loss](scale)
+        fit.residuals, SUM_OF_SQUARES_PATHS[path], y0, loss=LOSSES[loss](scale)
     )
     if jit:
         solve = jax.jit(solve)

@@ -15,6 +15,7 @@ import pytest
 from jaxtyping import Array, Float
 
 import quasinewton as qn
+from matrix import SUM_OF_SQUARES_PATHS
 from quasinewton import _loop
 from quasinewton.problem import SumOfSquares, make_problem
 
@@ -57,27 +58,15 @@ def _weighted_solve(solver, weights):
     return _loop.run(problem, x0, solver, 100, False)
 
 
-SOLVERS = {
-    "lm-normal": qn.LevenbergMarquardt(),
-    "lm-qr": qn.Solver(
-        qn.curvature.GaussNewton(True, normal_equations=False),
-        qn.descent.TrustRegion(),
-    ),
-    "lm-cg": qn.LevenbergMarquardtCG(),
-    "gn": qn.GaussNewton(),
-    "lbfgs": qn.LBFGS(),
-}
-
-
 @pytest.mark.parametrize(
     "name",
     [
         name if name == "lm-normal" else pytest.param(name, marks=pytest.mark.slow)
-        for name in SOLVERS
+        for name in SUM_OF_SQUARES_PATHS
     ],
 )
 def test_a_weighted_objective_reaches_every_path(name):
-    solver = SOLVERS[name]
+    solver = SUM_OF_SQUARES_PATHS[name]
     state = jax.jit(_weighted_solve)(solver, WEIGHTS)
     root = jnp.sqrt(WEIGHTS)
     reference = qn.least_squares(

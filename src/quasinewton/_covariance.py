@@ -158,17 +158,9 @@ def _from_jacobian(sol: Solution, jacobian, normal, absolute_sigma: bool):
     )
 
 
-def _single(
-    sol: Solution,
-    fn: Callable | None,
-    args: Any,
-    absolute_sigma: bool,
-    has_aux: bool,
-    autodiff_mode,
-) -> Covariance:
-    cov = _at_solution(sol, fn, args, absolute_sigma, has_aux, autodiff_mode)
-    # Away from a minimiser s²(J̃ᵀJ̃)⁺ is no covariance of anything: a failed solve
-    # gets nan, never finite numbers that read as error bars.
+def _nan_unless_successful(sol: Solution, cov: Covariance) -> Covariance:
+    """Away from a minimiser s²(J̃ᵀJ̃)⁺ is no covariance of anything: a failed solve
+    gets nan, never finite numbers that read as error bars."""
     failed = sol.result != RESULTS.successful
     return eqx.tree_at(
         lambda c: (c.matrix, c.standard_errors, c.correlation),
@@ -275,7 +267,8 @@ def covariance(
         )
 
     def single(sol):
-        return _single(sol, fn, args, absolute_sigma, has_aux, autodiff_mode)
+        cov = _at_solution(sol, fn, args, absolute_sigma, has_aux, autodiff_mode)
+        return _nan_unless_successful(sol, cov)
 
     for _ in range(batch):
         single = jax.vmap(single)
