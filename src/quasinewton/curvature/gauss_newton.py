@@ -4,14 +4,13 @@ import dataclasses
 from typing import ClassVar, Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import lineax as lx
 
 from ..evaluation import Evaluation, JacobianEvaluation, NormalEvaluation
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
-from ..linear.preconditioners import gauss_newton_diagonal
+from ..linear.preconditioners import gauss_newton_diagonal, squared_column_norms
 from ..linear.unrolled import MAX_UNROLLED, cholesky_solve
 from ..problem import Problem
 from ._base import AbstractHessianModel
@@ -185,11 +184,6 @@ class GaussNewton(AbstractHessianModel):
         if self.materialise:
             return jnp.sum(evaluation.jacobian**2, axis=0)
         jvp, _ = self._products(evaluation, linearisation)
-        n = evaluation.grad.shape[0]
-
-        def column_norm(i):
-            e = jnp.zeros(n, evaluation.grad.dtype).at[i].set(1.0)
-            col = jvp(e)
-            return jnp.dot(col, col)
-
-        return jax.lax.map(column_norm, jnp.arange(n), batch_size=min(n, 64))
+        return squared_column_norms(
+            jvp, evaluation.grad.shape[0], evaluation.grad.dtype
+        )

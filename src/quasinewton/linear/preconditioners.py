@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._misc import as_index, check_int
 
@@ -49,7 +49,7 @@ def hutchinson_diagonal(
 
 
 def gauss_newton_diagonal(
-    vjp, m: int, dtype, key: PRNGKeyArray, num_probes: int
+    vjp, m: int, dtype, key: PRNGKeyArray, num_probes: int, *, gaussian: bool = False
 ) -> Float[Array, " n"]:
     """Rademacher estimate of diag(JᵀJ) from probes w in residual space: the mean of
     (Jᵀw)², since E[JᵀwwᵀJ] = JᵀJ (Martens, Sutskever & Swersky, 2012).
@@ -57,15 +57,39 @@ def gauss_newton_diagonal(
     Unbiased and never negative; the relative error of entry i depends only on column
     i of J (its variance is 2[(Σₖ Jₖᵢ²)² − Σₖ Jₖᵢ⁴]), so unknowns of very different
     scales are all estimated well, which is what Jacobi preconditioning needs. Costs
-    `num_probes` vector-Jacobian products."""
+    `num_probes` vector-Jacobian products.
+
+    With `gaussian=True` the probes are standard normal: the variance of entry i is
+    then 2(Σₖ Jₖᵢ²)², a little more, but an entry is zero only where column i of J
+    is (with probability one), where Rademacher signs can cancel a column's entries
+    (column (1, 1) gives 0 for half the probes)."""
+    draw = jax.random.normal if gaussian else jax.random.rademacher
 
     def add_probe(i, total):
-        w = jax.random.rademacher(jax.random.fold_in(key, i), (m,), dtype=dtype)
+        w = draw(jax.random.fold_in(key, i), (m,), dtype=dtype)
         return total + vjp(w) ** 2
 
     # One probe at a time: memory of one product, not `num_probes` of them.
     n = jax.eval_shape(vjp, jax.ShapeDtypeStruct((m,), dtype)).shape[0]
     return jax.lax.fori_loop(0, num_probes, add_probe, jnp.zeros(n, dtype)) / num_probes
+
+
+def squared_column_norms(
+    jvp, n: int, dtype, indices: Int[Array, " k"] | None = None, batch_size: int = 64
+) -> Float[Array, " k"]:
+    """‖J eᵢ‖², the exact diagonal entries (JᵀJ)ᵢᵢ, for every i in `indices` (all n
+    unknowns by default): one Jacobian-vector product per entry, `batch_size` of
+    them at a time (vectorised), so that J is never formed."""
+    indices = jnp.arange(n) if indices is None else indices
+
+    def column_norm(i):
+        e = jnp.zeros(n, dtype).at[i].set(1.0)
+        col = jvp(e)
+        return jnp.dot(col, col)
+
+    return jax.lax.map(
+        column_norm, indices, batch_size=max(1, min(indices.shape[0], batch_size))
+    )
 
 
 class Jacobi(AbstractPreconditioner):
