@@ -223,8 +223,10 @@ _BATCH_ENTRIES = 2**20
 _CONVERGED = 2.0
 
 
-def _batch_size(count: int, n: int) -> int:
-    return max(1, min(count, _BATCH_ENTRIES // n))
+def _batch_size(count: int, size: int) -> int:
+    """How many of `count` solves to vectorise at once, each with vectors of
+    `size` = max(m, n) entries."""
+    return max(1, min(count, _BATCH_ENTRIES // size))
 
 
 def _selected(select, y0, n: int) -> Int[Array, " k"]:
@@ -281,34 +283,35 @@ def _selected(select, y0, n: int) -> Int[Array, " k"]:
     return jnp.asarray(indices, jnp.int32)
 
 
-def _probe_moments(sample, count: int, batch: int):
+def _probe_moments(sample, count: int, solves: int, batch: int):
     """The mean and the sum of squared deviations (M₂) of `sample(i)` over
-    i = 0, …, count − 1, and whether every sample's solve converged: `batch` samples
-    at a time (vectorised), merged by Chan, Golub & LeVeque's (1983) update, so that
-    memory holds one batch, not every sample."""
-    chunks = -(-count // batch)
+    i = 0, …, count − 1, and whether the solves of all i < `solves` converged:
+    `batch` samples at a time (vectorised), merged by the update of Chan, Golub &
+    LeVeque (1983), so that memory holds one batch, not every sample."""
+    n, dtype = (lambda out: (out.shape[0], out.dtype))(
+        jax.eval_shape(sample, jnp.zeros((), jnp.int32))[0]
+    )
 
     def body(carry, chunk):
         total, mean, m2, ok = carry
         i = chunk * batch + jnp.arange(batch)
         values, converged = jax.vmap(sample)(i)
-        valid = i < count
-        size = jnp.sum(valid).astype(mean.dtype)
-        chunk_mean = jnp.sum(jnp.where(valid[:, None], values, 0.0), 0) / size
-        deviation = jnp.where(valid[:, None], values - chunk_mean, 0.0)
-        chunk_m2 = jnp.sum(deviation * deviation, 0)
+        valid = (i < count)[:, None]
+        size = jnp.sum(valid).astype(dtype)
+        chunk_mean = jnp.sum(jnp.where(valid, values, 0.0), 0) / jnp.maximum(size, 1)
+        deviation = jnp.where(valid, values - chunk_mean, 0.0)
         delta = chunk_mean - mean
         new_total = total + size
-        mean = mean + delta * (size / new_total)
-        m2 = m2 + chunk_m2 + delta * delta * (total * size / new_total)
-        ok = ok & jnp.all(converged | ~valid)
+        weight = size / jnp.maximum(new_total, 1)
+        mean = mean + delta * weight
+        m2 = m2 + jnp.sum(deviation * deviation, 0) + delta * delta * total * weight
+        ok = ok & jnp.all(converged | (i >= solves))
         return (new_total, mean, m2, ok), None
 
-    n = jax.eval_shape(sample, jnp.zeros((), jnp.int32))[0].shape[0]
-    dtype = jax.eval_shape(sample, jnp.zeros((), jnp.int32))[0].dtype
     zeros = jnp.zeros(n, dtype)
     carry = (jnp.zeros((), dtype), zeros, zeros, jnp.array(True))
-    (_, mean, m2, ok), _ = jax.lax.scan(body, carry, jnp.arange(chunks))
+    chunks = jnp.arange(-(-solves // batch))
+    (_, mean, m2, ok), _ = jax.lax.scan(body, carry, chunks)
     return mean, m2, ok
 
 
@@ -327,6 +330,7 @@ def _matrix_free(
     `covariance`, `matrix_free=True`)."""
     n, dtype = x.size, x.dtype
     m = problem.residual_size(x)
+    size = max(m, n)
     _, unravel = ravel_pytree(sol.value)
     # One linearisation at the solution; every product below reuses it.
     _, product, transpose = problem.linear_model(x)
@@ -336,21 +340,23 @@ def _matrix_free(
         else _selected(select, sol.value, n)
     )
     if probes is not None:
-        scale_key, probe_key, witness_key = jax.random.split(key, 3)
+        scale_key, probe_key = jax.random.split(key)
     else:
         scale_key = jax.random.PRNGKey(0)
     # The column scales d = (‖J̃eⱼ‖): exactly (n products) when every variance is
     # solved for exactly, else from Gaussian residual-space probes, which are zero
     # only for a zero column, with the selected columns exact.
     if probes is None and indices is None:
-        squares = squared_column_norms(product, n, dtype, batch_size=_batch_size(n, n))
+        squares = squared_column_norms(
+            product, n, dtype, batch_size=_batch_size(n, size)
+        )
     else:
         squares = gauss_newton_diagonal(
             transpose, m, dtype, scale_key, _SCALE_PROBES, gaussian=True
         )
         if indices is not None:
             exact = squared_column_norms(
-                product, n, dtype, indices, _batch_size(indices.shape[0], n)
+                product, n, dtype, indices, _batch_size(indices.shape[0], size)
             )
             squares = squares.at[indices].set(exact)
     scales = _negligible_as_zero(jnp.sqrt(squares), m)
@@ -374,7 +380,7 @@ def _matrix_free(
     )
 
     def solve(b):
-        z = lx.linear_solve(operator, b, cg, throw=False).value
+        z, _, _ = cg.compute(cg.init(operator, {}), b, {})
         # Converged by the true residual: a singular Â leaves b's null-space
         # component in every residual, and CG stops at `max_steps` without it.
         error = jnp.linalg.norm(scaled(z) - b)
@@ -392,7 +398,7 @@ def _matrix_free(
             return z[j], converged
 
         values, converged = jax.lax.map(
-            one, wanted, batch_size=_batch_size(wanted.shape[0], n)
+            one, wanted, batch_size=_batch_size(wanted.shape[0], size)
         )
         good = converged & kept[wanted] & (values <= limit) & jnp.isfinite(values)
         variances = jnp.where(
@@ -407,19 +413,21 @@ def _matrix_free(
 
         # Bekas, Kokiopoulou & Saad (2007): diag(Â⁻¹) ≈ (Σₖ vₖ ⊙ Â⁻¹vₖ) ⊘ (Σₖ vₖ ⊙ vₖ),
         # the denominator k for Rademacher vₖ, so each entry is a mean over probes.
+        # vₖ is the sign of a normal vector g (a Rademacher vector); one solve
+        # more, with g itself, tests whether Â is singular: g has a nonzero
+        # component in any null space (with probability one), where Rademacher
+        # signs can miss one ((1, −1) is orthogonal to half of them).
         def sample(i):
-            v = jax.random.rademacher(
-                jax.random.fold_in(probe_key, i), (n,), dtype=dtype
-            )
-            z, converged = solve(mask * v)
-            return mask * v * z, converged
+            g = jax.random.normal(jax.random.fold_in(probe_key, i), (n,), dtype)
+            v = mask * jnp.where(i < probes, jnp.where(g < 0, -1.0, 1.0), g)
+            z, converged = solve(v)
+            return v * z, converged
 
-        mean, m2, converged = _probe_moments(sample, probes, _batch_size(probes, n))
-        # A Gaussian vector has a nonzero component in any null space of Â (with
-        # probability one), where Rademacher signs can miss one: (1, −1) is
-        # orthogonal to half of them.
-        _, regular = solve(mask * jax.random.normal(witness_key, (n,), dtype))
-        good = kept & converged & regular & (mean <= limit) & jnp.isfinite(mean)
+        solves = probes + 1
+        mean, m2, regular = _probe_moments(
+            sample, probes, solves, _batch_size(solves, size)
+        )
+        good = kept & regular & (mean <= limit) & jnp.isfinite(mean)
         spread = jnp.sqrt(m2 / ((probes - 1) * probes))
         factor = jnp.where(good & estimable, s2 * inverse**2, jnp.inf)
         full = jnp.where(good & estimable, factor * mean, jnp.inf)
