@@ -139,6 +139,7 @@ def test_exact_diagonal_equals_the_dense_covariance(case):
     assert int(cov.degrees_of_freedom) == 25 - 3
 
 
+@pytest.mark.slow
 def test_exact_diagonal_of_a_matrix_free_solve(cg_fit):
     """A `LevenbergMarquardtCG` fit of 120 unknowns whose column norms span 10⁸,
     weighted by per-residual `sigma`:
@@ -151,6 +152,7 @@ def test_exact_diagonal_of_a_matrix_free_solve(cg_fit):
     assert bool(cov.all_determined)
 
 
+@pytest.mark.slow
 def test_selected_unknowns_only(cg_fit):
     """`select` as flat indices (traced under jit) gives those standard errors as
     the dense path does (1e-6), and nan, not judged `determined`, elsewhere."""
@@ -166,6 +168,7 @@ def test_selected_unknowns_only(cg_fit):
     assert not np.asarray(cov.determined)[others].any()
 
 
+@pytest.mark.slow
 def test_probe_estimate_within_its_reported_error(cg_fit):
     """64 Rademacher probes with key 0: each variance within 5 of its reported
     standard errors of the dense value, and the reported errors honest, the
