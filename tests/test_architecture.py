@@ -21,7 +21,7 @@ SRC = Path(qn.__file__).resolve().parent
 #: Layers from the bottom; a module may import from its own layer and those
 #: below. A folder is one layer; top-level modules are named.
 LAYERS = [
-    {"_misc", "_solution"},
+    {"_lapack", "_misc", "_solution"},
     {"loss"},
     {"evaluation", "problem"},
     {"linear"},

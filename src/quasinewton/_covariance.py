@@ -13,6 +13,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
+from . import _lapack
 from ._solution import RESULTS, Solution
 from .evaluation import JacobianEvaluation, NormalEvaluation
 from .linear.cg import ConjugateGradient
@@ -107,7 +108,7 @@ def _spectrum(jacobian, normal, m):
         scaled = jnp.where(
             scales > 0, jacobian / jnp.where(scales > 0, scales, 1.0), 0.0
         )
-        _, sv, vt = jnp.linalg.svd(scaled, full_matrices=True)
+        _, sv, vt = _lapack.svd(scaled)
         sv = jnp.pad(sv, (0, n - sv.size))
         # The rounding of an SVD: singular values below σ_max·max(m, n)·ε are
         # indistinguishable from zero (as NumPy's `pinv` and SciPy's `curve_fit`
@@ -116,7 +117,7 @@ def _spectrum(jacobian, normal, m):
         return scales, sv, vt, eps * max(m, n) * sv[0]
     scales = _negligible_as_zero(jnp.sqrt(jnp.maximum(jnp.diag(normal), 0.0)), m)
     inverse = jnp.where(scales > 0, 1.0 / jnp.where(scales > 0, scales, 1.0), 0.0)
-    eigenvalues, vectors = jnp.linalg.eigh(inverse[:, None] * normal * inverse)
+    eigenvalues, vectors = _lapack.eigh(inverse[:, None] * normal * inverse)
     eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
     sv = jnp.sqrt(jnp.maximum(eigenvalues, 0.0))
     return (

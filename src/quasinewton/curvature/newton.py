@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
+from .. import _lapack
 from ..evaluation import Evaluation, HessianEvaluation
 from ..linear._solve import solve_damped
 from ..linear.cg import ConjugateGradient
@@ -106,7 +107,7 @@ class Newton(AbstractHessianModel):
 
 def _modified_newton_step(hessian, grad):
     """−|H|⁻¹∇f with |H| = V·max(|Λ|, δ)·Vᵀ, δ = √eps·max|Λ|."""
-    eigenvalues, vectors = jnp.linalg.eigh(0.5 * (hessian + hessian.T))
+    eigenvalues, vectors = _lapack.eigh(0.5 * (hessian + hessian.T))
     magnitude = jnp.abs(eigenvalues)
     floor = jnp.sqrt(jnp.finfo(grad.dtype).eps) * jnp.maximum(
         jnp.max(magnitude), jnp.finfo(grad.dtype).tiny
