@@ -250,3 +250,18 @@ def test_each_model_keeps_its_evaluation_variant(solver, variant):
         assert ev.jacobian.shape == (6, 3) and ev.residual.shape == (6,)
     assert type(ev) is variant
     assert float(ev.f) == pytest.approx(float(sol.stats["value"]))
+
+
+def test_every_listed_slow_case_names_a_test():
+    # tests/slow_cases.txt marks cases `slow` by node id (tests/conftest.py): a
+    # renamed or removed test must not leave a line that silently marks nothing.
+    from conftest import slow_cases
+
+    tests = Path(__file__).parent
+    for case in sorted(slow_cases()):
+        path, _, name = case.partition("::")
+        function = name.split("[")[0]
+        source = (tests / path).read_text(encoding="utf-8")
+        assert f"\ndef {function}(" in source, case
+        if "[" in name:
+            assert name.endswith("]") and "parametrize" in source, case
