@@ -326,7 +326,7 @@ SIDE = 64
 
 
 def _blur(x):
-    kernel = jnp.exp(-0.5 * (jnp.arange(-3, 4) / 1.5) ** 2)
+    kernel = jnp.exp(-0.5 * (jnp.arange(-3, 4, dtype=x.dtype) / 1.5) ** 2)
     kernel = kernel / jnp.sum(kernel)
     rows = jax.vmap(lambda r: jnp.convolve(r, kernel, mode="same"))(x)
     return jax.vmap(lambda c: jnp.convolve(c, kernel, mode="same"))(rows.T).T
