@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import quasinewton as qn
+from jaxprs import largest_array
 
 LM = qn.LevenbergMarquardt(rtol=1e-12, atol=1e-12)
 
@@ -358,21 +359,6 @@ def _deblur_fit():
     return sol, observed
 
 
-def _largest_array(jaxpr) -> int:
-    """The largest array size produced anywhere in a jaxpr, sub-jaxprs included."""
-    largest = 0
-    for eqn in jaxpr.eqns:
-        for var in eqn.outvars:
-            shape = getattr(var.aval, "shape", ())
-            largest = max(largest, int(np.prod(shape)) if shape else 1)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    largest = max(largest, _largest_array(inner))
-    return largest
-
-
 def test_the_deblurring_covariance_forms_no_dense_matrix():
     """n = 4096 pixels, m = 12160 residuals: the jaxpr of the exact and of the
     probed diagonal holds no array of n² (16.8M) or m·n entries; the largest is a
@@ -388,7 +374,7 @@ def test_the_deblurring_covariance_forms_no_dense_matrix():
                 sol, _deblur_residual, obs, matrix_free=True, **options
             )
 
-        assert _largest_array(jax.make_jaxpr(fit)(shape).jaxpr) <= 2**20 < n * n
+        assert largest_array(jax.make_jaxpr(fit)(shape).jaxpr) <= 2**20 < n * n
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import quasinewton as qn
+from jaxprs import largest_array
 
 M, N = 400, 200
 
@@ -65,22 +66,6 @@ def test_jacobi_preconditioning_needs_fewer_cg_iterations():
     assert counts["Jacobi Hutchinson"][0] * 10 < counts["plain CG"][0]
 
 
-def _largest_intermediate(jaxpr) -> int:
-    """The largest array size produced anywhere in a jaxpr, sub-jaxprs included."""
-    largest = 0
-    for eqn in jaxpr.eqns:
-        for var in eqn.outvars:
-            shape = getattr(var.aval, "shape", ())
-            largest = max(largest, int(np.prod(shape)) if shape else 1)
-        for param in eqn.params.values():
-            subs = param if isinstance(param, (tuple, list)) else (param,)
-            for sub in subs:
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    largest = max(largest, _largest_intermediate(inner))
-    return largest
-
-
 def _denoise_problem(side):
     # Image denoising with a Charbonnier smoothness term: residuals are the data
     # misfit (side² of them) and the smoothed finite differences (2·side·(side−1)).
@@ -128,4 +113,4 @@ def test_matrix_free_denoising_float32_never_forms_jacobian(side):
     jaxpr = jax.make_jaxpr(
         lambda y0, obs: qn.least_squares(residual, solver, y0, obs, max_steps=100)
     )(observed, observed)
-    assert _largest_intermediate(jaxpr.jaxpr) < m * n / 100
+    assert largest_array(jaxpr.jaxpr) < m * n / 100
