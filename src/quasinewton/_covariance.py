@@ -93,10 +93,11 @@ def _negligible_as_zero(scales, m):
     return jnp.where(scales > eps * size * jnp.max(scales), scales, 0.0)
 
 
-def _spectrum(jacobian, normal, m):
+def _spectrum(jacobian, normal, m, vectors: bool = True):
     """The column scales d (‖J̃ eⱼ‖), and the singular values σ (descending, n of
-    them, zeros where m < n) and right singular vectors (the rows of an n×n matrix)
-    of the column-scaled J̃ D⁻¹, with the threshold below which σ counts as zero.
+    them, zeros where m < n) and right singular vectors (the rows of an n×n matrix;
+    `None` unless `vectors`) of the column-scaled J̃ D⁻¹, with the threshold below
+    which σ counts as zero.
 
     Scaling the columns to unit norm makes the rank, the condition number and the
     accuracy independent of the units of the unknowns (a rate in 1/s or 1/ms), and
@@ -108,7 +109,10 @@ def _spectrum(jacobian, normal, m):
         scaled = jnp.where(
             scales > 0, jacobian / jnp.where(scales > 0, scales, 1.0), 0.0
         )
-        _, sv, vt = _lapack.svd(scaled)
+        if vectors:
+            _, sv, vt = _lapack.svd(scaled)
+        else:
+            sv, vt = _lapack.singular_values(scaled), None
         sv = jnp.pad(sv, (0, n - sv.size))
         # The rounding of an SVD: singular values below σ_max·max(m, n)·ε are
         # indistinguishable from zero (as NumPy's `pinv` and SciPy's `curve_fit`
@@ -117,15 +121,39 @@ def _spectrum(jacobian, normal, m):
         return scales, sv, vt, eps * max(m, n) * sv[0]
     scales = _negligible_as_zero(jnp.sqrt(jnp.maximum(jnp.diag(normal), 0.0)), m)
     inverse = jnp.where(scales > 0, 1.0 / jnp.where(scales > 0, scales, 1.0), 0.0)
-    eigenvalues, vectors = _lapack.eigh(inverse[:, None] * normal * inverse)
-    eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
+    scaled = inverse[:, None] * normal * inverse
+    if vectors:
+        eigenvalues, vt = _lapack.eigh(scaled)
+        eigenvalues, vt = eigenvalues[::-1], vt[:, ::-1].T
+    else:
+        eigenvalues, vt = _lapack.symmetric_eigenvalues(scaled)[::-1], None
     sv = jnp.sqrt(jnp.maximum(eigenvalues, 0.0))
     return (
         scales,
         sv,
-        vectors.T,
+        vt,
         sv[0] * jnp.sqrt(_normal_rounding(m, sv.size, sv.dtype)),
     )
+
+
+def jacobian_rank(
+    problem: Problem, evaluation, x: Float[Array, " n"], m
+) -> Int[Array, ""]:
+    """The numerical rank of J̃ at `x` by the rule of [`quasinewton.covariance`][]
+    (the singular values of the column-scaled J̃ above its threshold), from the J̃
+    or J̃ᵀJ̃ that `evaluation` holds, or else from J̃ formed densely at `x`. Not
+    differentiated: the rank is an integer."""
+    x = jax.lax.stop_gradient(x)
+    jacobian = normal = None
+    if isinstance(evaluation, JacobianEvaluation):
+        jacobian = evaluation.jacobian
+    elif isinstance(evaluation, NormalEvaluation):
+        normal = evaluation.normal
+    else:
+        _, _, jacobian, _ = problem.dense_linear_model(x)
+    jacobian, normal = jax.lax.stop_gradient((jacobian, normal))
+    _, sv, _, threshold = _spectrum(jacobian, normal, m, vectors=False)
+    return jnp.sum(sv > threshold).astype(jnp.int32)
 
 
 def _normal_rounding(m, n: int, dtype):

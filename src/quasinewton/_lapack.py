@@ -92,3 +92,17 @@ def svd(a):
     as `jnp.linalg.svd` with full matrices is not)."""
     u, s, vt = jnp.linalg.svd(a, full_matrices=True)
     return u, s, vt
+
+
+@one_matrix_per_call
+def singular_values(a):
+    """`jnp.linalg.svd(a, compute_uv=False)`: the singular values alone, descending
+    (cheaper than `svd`; not differentiated)."""
+    return jnp.linalg.svd(a, compute_uv=False)
+
+
+@one_matrix_per_call
+def symmetric_eigenvalues(a):
+    """`jnp.linalg.eigvalsh(a)`: the eigenvalues alone of a real symmetric `a`,
+    ascending (cheaper than `eigh`; not differentiated)."""
+    return jnp.linalg.eigvalsh(a)

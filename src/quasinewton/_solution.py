@@ -264,6 +264,9 @@ class Solution(eqx.Module):
           stopped a successful solve.
         - `loss_history` (only with `history=True`): the objective at the iterate
           after each loop iteration, padded with `nan` after the last.
+        - `rank` (only with `least_squares(..., rank=True)`): the numerical rank of
+          J̃ at `value`, an int32; below the number of unknowns, some are not
+          determined by the data.
     - `state`: the final state of the solver's loop (arrays only).
     - `objective`: for least squares, the objective minimised (its `sigma` and
       `loss`, a [`quasinewton.problem.SumOfSquares`][]), which

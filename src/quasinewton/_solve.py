@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import PyTree
 
 from ._adjoint import ImplicitAdjoint
+from ._covariance import jacobian_rank
 from ._host import can_run_on_host, run_on_host, solving
 from ._loop import run
 from ._misc import throw_if_failed
@@ -68,6 +69,7 @@ def _solve(
     autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
     sigma: PyTree | None = None,
     loss: AbstractLoss | None = None,
+    rank: bool = False,
 ) -> Solution:
     name = "minimise" if kind == "scalar" else "least_squares"
     if not isinstance(solver, Solver):
@@ -117,6 +119,10 @@ def _solve(
     if kind == "residual":
         stats["num_jac_evals"] = state.num_jac_evals
         stats["num_residuals"] = problem.residual_size(x0)
+        if rank:
+            stats["rank"] = jacobian_rank(
+                problem, state.evaluation, state.x, stats["num_residuals"]
+            )
     if history:
         stats["loss_history"] = state.history
     return Solution(
@@ -228,6 +234,7 @@ def least_squares(
     autodiff_mode: Literal["auto", "forward", "reverse"] = "auto",
     sigma: PyTree | None = None,
     loss: AbstractLoss | None = None,
+    rank: bool = False,
 ) -> Solution:
     """Minimise ½‖r(y)‖², half the sum of squares of the residuals `fn(y, args)`.
 
@@ -268,6 +275,14 @@ def least_squares(
       count less than their square (see [`quasinewton.loss.AbstractLoss`][]).
       Every solver takes it; Gauss–Newton models use the corrected linear model
       of the residuals. `None` (default): ½‖z‖².
+    - `rank`: `True` adds `stats["rank"]`, the numerical rank of J̃ (the Jacobian
+      of the weighted, loss-corrected residuals) at the solution, by the rule of
+      [`quasinewton.covariance`][]: below n, some unknowns are not determined by
+      the data (see `qn.covariance(sol).determined` for which). It costs the
+      singular values of J̃ (of J̃ᵀJ̃ on the normal-equations path), per fit
+      under `jax.vmap`, which on batches of small fits is a noticeable share of
+      the solve, hence opt-in; models that keep no J̃ (L-BFGS, matrix-free CG)
+      form it densely at the solution.
     - the other arguments as for [`quasinewton.minimise`][].
 
     **Returns:** a [`quasinewton.Solution`][] whose `stats["value"]` is the
@@ -288,4 +303,5 @@ def least_squares(
         autodiff_mode,
         sigma,
         loss,
+        rank,
     )
