@@ -278,10 +278,11 @@ def least_squares(
     - `rank`: `True` adds `stats["rank"]`, the numerical rank of J̃ (the Jacobian
       of the weighted, loss-corrected residuals) at the solution, by the rule of
       [`quasinewton.covariance`][]: below n, some unknowns are not determined by
-      the data (see `qn.covariance(sol).determined` for which). It costs the
-      singular values of J̃ (of J̃ᵀJ̃ on the normal-equations path), per fit
-      under `jax.vmap`, which on batches of small fits is a noticeable share of
-      the solve, hence opt-in; models that keep no J̃ (L-BFGS, matrix-free CG)
+      the data (see `qn.covariance(sol).determined` for which). It costs one
+      more small factorisation per fit (the singular values of J̃, or the
+      eigenvalues of J̃ᵀJ̃ on the normal-equations path), a few percent of a
+      batched solve of small fits, and is opt-in so that solves that do not
+      read it pay nothing; models that keep no J̃ (L-BFGS, matrix-free CG)
       form it densely at the solution.
     - the other arguments as for [`quasinewton.minimise`][].
 
